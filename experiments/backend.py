@@ -1,0 +1,135 @@
+"""The seam between the framework-free driver and a framework: the ``Backend`` protocol.
+
+``torch_impl`` and ``jax_impl`` each export ``BACKEND``, an object implementing
+this protocol, and ``MODELS``, a dict from architecture name to model class whose
+keys equal ``experiments.spec.ARCHITECTURES``. The driver and the tests reach a
+backend only through ``load_backend(name)``, in a process of their own.
+
+Arrays cross the seam as NumPy, batch-first. Canonical parameter names and
+layouts are those of ``experiments.spec`` (PyTorch's).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from experiments.errors import UserError
+from experiments.spec import ArchSpec, OptimizerSpec
+
+BACKENDS: dict[str, str] = {"torch": "torch_impl", "jax": "jax_impl"}
+
+# float32 means true IEEE float32 (TF32 off); tf32 is a named precision of its own.
+Precision = Literal["float64", "float32", "tf32", "bfloat16"]
+PRECISIONS: tuple[str, ...] = ("float64", "float32", "tf32", "bfloat16")
+Device = Literal["cpu", "cuda"]
+PathChoice = Literal["auto", "on", "off"]  # the fast-path switch: "on" that cannot apply raises
+
+
+@dataclass
+class Batch:
+    """One batch. ``x`` (B, T, I) float; ``lengths`` (B,) int64, 1 <= lengths <= T.
+
+    ``y`` by head kind: classify (B,) int64; regress (B, out); per_step_classify
+    (B, T) int64; per_step_regress (B, T, out). Targets at padded steps are ignored.
+    """
+
+    x: np.ndarray
+    lengths: np.ndarray
+    y: np.ndarray | None = None
+
+    @property
+    def mask(self) -> np.ndarray:
+        """(B, T) bool, True at valid steps (never a framework's own convention)."""
+        return np.arange(self.x.shape[1])[None, :] < self.lengths[:, None]
+
+
+@dataclass
+class ForwardResult:
+    outputs: np.ndarray  # (B, T, F): last layer / encoder outputs, zero at padded steps
+    pooled: np.ndarray  # (B, P): what a sequence-level head reads
+    logits: np.ndarray  # head output: (B, out) or (B, T, out)
+    final_states: dict[str, np.ndarray] = field(default_factory=dict)  # "h", "c": (L*D, B, H)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # "gates" (L*D, B, T, G*H), "attention" (B, T)
+
+
+@dataclass
+class Gradients:
+    loss: float
+    params: dict[str, np.ndarray]  # canonical names and shapes
+    inputs: np.ndarray  # dL/dx, (B, T, I)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+
+    def build(
+        self,
+        spec: ArchSpec,
+        params: dict[str, np.ndarray],
+        *,
+        precision: Precision = "float32",
+        device: Device = "cpu",
+        path: PathChoice = "auto",
+    ) -> Any:
+        """A model holding exactly ``params`` (cast to the precision's dtype)."""
+
+    def export_params(self, model: Any) -> dict[str, np.ndarray]:
+        """Canonical parameters; ``build`` then ``export_params`` is bit-identical."""
+
+    def execution_path(self, model: Any) -> str:
+        """The path the model runs: ``cudnn``, ``aten``, ``scan``, ``reference``, ``fused_attention``..."""
+
+    def forward(
+        self, model: Any, batch: Batch, *, train: bool = False, seed: int = 0, return_extras: bool = False
+    ) -> ForwardResult: ...
+
+    def loss_and_grads(self, model: Any, batch: Batch) -> Gradients:
+        """Loss of the head (see ``HeadSpec``) in eval mode, gradients w.r.t. params and inputs."""
+
+    def make_train_state(self, model: Any, optimizer: OptimizerSpec, *, seed: int = 0) -> Any: ...
+
+    def prepare_batch(self, state_or_model: Any, batch: Batch) -> Any:
+        """The batch on the model's device and dtype, ready for ``train_step``."""
+
+    def train_step(self, state: Any, batch: Any) -> Any:
+        """One optimizer step (train mode: dropout on). Returns the loss as a device value,
+        without waiting for it; ``loss_value`` reads it, ``synchronize`` waits."""
+
+    def loss_value(self, loss: Any) -> float: ...
+
+    def state_params(self, state: Any) -> dict[str, np.ndarray]:
+        """Canonical parameters of a train state."""
+
+    def synchronize(self, device: Device = "cpu") -> None: ...
+
+    def reset_peak_memory(self, device: Device = "cpu") -> None: ...
+
+    def peak_memory_bytes(self, device: Device = "cpu") -> int | None:
+        """Peak device memory since the last reset; None where the device cannot tell (CPU)."""
+
+    def describe(self, device: Device = "cpu", precision: Precision = "float32") -> dict[str, Any]:
+        """Device kind and name, framework and CUDA/cuDNN versions, precision flags."""
+
+    def matmul_peak_flops(self, device: Device = "cpu", precision: Precision = "float32") -> float:
+        """Achieved FLOP/s of a large square GEMM at this precision, measured now."""
+
+
+def load_backend(name: str) -> Backend:
+    """Import a backend by name. Only a worker process should call this."""
+    if name not in BACKENDS:
+        raise UserError("backend", f"unknown backend {name!r}", f"use one of {', '.join(BACKENDS)}")
+    try:
+        module = importlib.import_module(BACKENDS[name])
+    except ImportError as exc:  # the framework itself is missing
+        raise UserError("backend", f"{name} is not installed ({exc})", "run `make install`") from exc
+    return module.BACKEND
+
+
+def backend_architectures(name: str) -> tuple[str, ...]:
+    module = importlib.import_module(BACKENDS[name])
+    return tuple(module.MODELS)
