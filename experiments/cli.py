@@ -17,15 +17,15 @@ COMMANDS: tuple[str, ...] = ("list", "verify", "bench", "run", "report", "reprod
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seqbench", description="Twin PyTorch/JAX sequence models, benchmarked and verified.")
+    parser = argparse.ArgumentParser(
+        prog="seqbench", description="Twin PyTorch/JAX sequence models, benchmarked and verified."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"experiments.commands.{name.replace('-', '_')}")
         sub_parser = module.add_parser(sub)
         sub_parser.set_defaults(handler=module.run)
     return parser
-
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,6 @@ Adding an architecture: one spec here, one file and one registry line per backen
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -55,7 +54,9 @@ def make_spec(arch: str, **fields: Any) -> ArchSpec:
             raise UserError(name, f"not a field of {arch!r}", f"fields: {', '.join(sorted(allowed))}")
     for name, value in fixed.items():
         if name in fields and fields[name] != value:
-            raise UserError(name, f"{arch!r} fixes {name}={value!r}", f"use another architecture for {name}={fields[name]!r}")
+            raise UserError(
+                name, f"{arch!r} fixes {name}={value!r}", f"use another architecture for {name}={fields[name]!r}"
+            )
     spec = cls(arch=arch, head=head, **{**fields, **fixed})
     spec.validate()
     return spec
@@ -86,7 +87,7 @@ def spec_to_dict(spec: ArchSpec) -> dict[str, Any]:
 def spec_from_dict(data: dict[str, Any]) -> ArchSpec:
     data = dict(data)
     arch = data.pop("arch")
-    cls, fixed = _lookup(arch)
+    _, fixed = _lookup(arch)
     for name in fixed:
         data.pop(name, None)
     return make_spec(arch, **data)

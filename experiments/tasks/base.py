@@ -99,5 +99,5 @@ def evaluate(metric: Metric, head: HeadSpec, logits: np.ndarray, batch: Batch) -
         err = ((logits - y) ** 2).mean(-1)
         return float((err * mask).sum()), int(mask.sum())
     if metric == "accuracy":
-        return float((logits.argmax(-1) == y).sum()), int(len(y))
-    return float(((logits - y) ** 2).mean(-1).sum()), int(len(y))
+        return float((logits.argmax(-1) == y).sum()), len(y)
+    return float(((logits - y) ** 2).mean(-1).sum()), len(y)
