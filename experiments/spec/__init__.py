@@ -62,6 +62,12 @@ def make_spec(arch: str, **fields: Any) -> ArchSpec:
     return spec
 
 
+def size_fields(arch: str, hidden: int) -> dict[str, int]:
+    """The spec fields a grid's ``hidden`` axis sets for ``arch`` (hidden_size, or d_model/d_ff/heads)."""
+    cls, _ = _lookup(arch)
+    return cls.fields_for_size(hidden)
+
+
 def param_schema(spec: ArchSpec) -> dict[str, tuple[int, ...]]:
     return spec.param_schema()
 
@@ -110,6 +116,7 @@ __all__ = [
     "param_schema",
     "retention_to_forget_bias",
     "sinusoidal_positions",
+    "size_fields",
     "spec_fields",
     "spec_from_dict",
     "spec_to_dict",

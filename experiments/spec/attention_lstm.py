@@ -45,6 +45,10 @@ class AttentionLSTMSpec(EncoderFields, ArchSpec):
     attention_size: int | None = None  # A; defaults to D = directions * hidden_size
     head: HeadSpec = field(default_factory=HeadSpec)
 
+    @classmethod
+    def fields_for_size(cls, hidden: int) -> dict[str, int]:
+        return {"hidden_size": hidden}
+
     def validate(self) -> None:
         _validate_encoder(self, "lstm")
         if self.score not in ("additive", "dot"):

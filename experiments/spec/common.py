@@ -135,6 +135,11 @@ class ArchSpec:
         """Width of the per-step outputs (B, T, output_size)."""
         raise NotImplementedError
 
+    @classmethod
+    def fields_for_size(cls, hidden: int) -> dict[str, int]:
+        """Spec fields that a grid's ``hidden`` axis sets for this family."""
+        raise NotImplementedError
+
     # -- derived ----------------------------------------------------------------
     def param_count(self) -> int:
         """The analytic count; a test checks it against the schema."""

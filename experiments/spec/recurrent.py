@@ -159,6 +159,10 @@ class RecurrentSpec(EncoderFields, ArchSpec):
     cell: Cell = "lstm"
     head: HeadSpec = field(default_factory=HeadSpec)
 
+    @classmethod
+    def fields_for_size(cls, hidden: int) -> dict[str, int]:
+        return {"hidden_size": hidden}
+
     def validate(self) -> None:
         if self.cell not in GATES:
             raise UserError("cell", f"unknown cell {self.cell!r}", "use rnn, lstm or gru")

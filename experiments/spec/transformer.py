@@ -69,6 +69,12 @@ class TransformerSpec(ArchSpec):
     pooling: Pooling = "auto"
     head: HeadSpec = field(default_factory=HeadSpec)
 
+    @classmethod
+    def fields_for_size(cls, hidden: int) -> dict[str, int]:
+        """d_model = hidden, d_ff = 4 d_model, heads of width >= 16 (at most 8 of them)."""
+        heads = next((h for h in (8, 4, 2) if hidden % h == 0 and hidden // h >= 16), 1)
+        return {"d_model": hidden, "d_ff": 4 * hidden, "num_heads": heads}
+
     def validate(self) -> None:
         require_positive("input_size", self.input_size)
         require_positive("d_model", self.d_model)
