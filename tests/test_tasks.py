@@ -66,7 +66,9 @@ def test_task_contract(name: str) -> None:
     assert total / count == pytest.approx(data.baseline, rel=1e-9, abs=1e-12)
 
 
-@pytest.mark.parametrize("name", ["adding", "copy_memory", "delayed_recall", "window_majority", "ar_forecast", "varlen_sum"])
+@pytest.mark.parametrize(
+    "name", ["adding", "copy_memory", "delayed_recall", "window_majority", "ar_forecast", "varlen_sum"]
+)
 def test_synthetic_tasks_are_seeded(name: str) -> None:
     a, b, c = (load_task(name, seed=s, **CASES[name]) for s in (1, 1, 2))
     assert np.array_equal(a.train.x, b.train.x) and np.array_equal(a.val.y, b.val.y)
@@ -164,7 +166,9 @@ def test_pad_sequences_truncates_to_most_recent() -> None:
 
 
 @settings(max_examples=30, deadline=None)
-@given(mode=st.sampled_from(["none", "mean", "minmax", "zscore"]), shift=st.floats(-500, 500), scale=st.floats(0.01, 100))
+@given(
+    mode=st.sampled_from(["none", "mean", "minmax", "zscore"]), shift=st.floats(-500, 500), scale=st.floats(0.01, 100)
+)
 def test_scalers_fit_train_only(mode: str, shift: float, scale: float) -> None:
     rng = np.random.default_rng(0)
     train = rng.normal(shift, scale, size=(200, 3))

@@ -79,6 +79,12 @@ def task_names() -> list[str]:
     return sorted(_TASKS)
 
 
+def task_summary(name: str) -> str:
+    """The first paragraph of a task's docstring, on one line."""
+    doc = (_TASKS[name].__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(doc.split())
+
+
 def load_task(name: str, seed: int = 0, **params: Any) -> TaskData:
     if name not in _TASKS:
         raise UserError("task", f"unknown task {name!r}", f"use one of {', '.join(task_names())}")

@@ -1,0 +1,176 @@
+"""Helpers the claim modules share: per-device verdict rows, bench timings, seed groups."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from experiments.claims import records as R
+from experiments.claims.base import ClaimResult, DeviceVerdict, Table
+from experiments.claims.records import Record
+from experiments.claims.stats import Estimate, geomean, median_rel_se, ratio_estimate
+from experiments.claims.verdict import NOT_RUN, Part, Verdict, combine
+
+TIMED_STEP_KEYS = ("timed_steps", "n_timed_steps", "steps_timed", "n_steps")
+CPU_NOTE_GPU_CLAIM = "CPU only: the claim is about GPUs; the GPU verdict is the one that counts"
+
+
+# -- parameter counts from a record's spec -----------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1024)
+def _param_count(spec_json: str) -> int:
+    from experiments.spec import spec_from_dict
+
+    return int(spec_from_dict(json.loads(spec_json)).param_count())
+
+
+def param_count(rec: Record) -> int:
+    """The analytic parameter count of the record's model (from its resolved spec)."""
+    value = R.metric(rec, "param_count")
+    if value is not None:
+        return int(value)
+    return _param_count(json.dumps(rec["config"]["spec"], sort_keys=True))
+
+
+@functools.lru_cache(maxsize=1024)
+def _spec_obj(spec_json: str):
+    from experiments.spec import spec_from_dict
+
+    return spec_from_dict(json.loads(spec_json))
+
+
+def spec_object(rec: Record):
+    return _spec_obj(json.dumps(rec["config"]["spec"], sort_keys=True))
+
+
+# -- timings ------------------------------------------------------------------------------------
+
+
+def timed_steps(rec: Record) -> int:
+    for key in TIMED_STEP_KEYS:
+        value = R.metric(rec, key)
+        if value is not None:
+            return int(value)
+    return 20
+
+
+@functools.total_ordering
+class Timed:
+    """A step time: the median over records of their medians, and its relative standard error."""
+
+    def __init__(self, recs: Sequence[Record], metric: str = "step_s_median", iqr: str = "step_s_iqr") -> None:
+        vals = [R.fmetric(r, metric) for r in recs]
+        vals = [v for v in vals if math.isfinite(v) and v > 0]
+        self.n = len(vals)
+        self.value = float(np.median(vals)) if vals else math.nan
+        ses = [median_rel_se(R.fmetric(r, metric), R.fmetric(r, iqr), timed_steps(r)) for r in recs]
+        ses = [s for s in ses if math.isfinite(s)]
+        if self.n > 1:  # spread over repeated cells (seeds) counts too
+            spread = float(np.std(np.log(vals), ddof=1) / math.sqrt(self.n))
+            ses.append(spread)
+        self.rel_se = float(max(ses)) if ses else math.nan
+
+    def __truediv__(self, other: Timed) -> Estimate:
+        return ratio_estimate(self.value, other.value, self.rel_se, other.rel_se)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Timed) and self.value == other.value
+
+    def __lt__(self, other: Timed) -> bool:
+        return self.value < other.value
+
+    @property
+    def ok(self) -> bool:
+        return math.isfinite(self.value)
+
+
+def by(records: Iterable[Record], *keys: Callable[[Record], Any]) -> dict[Any, list[Record]]:
+    fn = (lambda r: tuple(k(r) for k in keys)) if len(keys) > 1 else keys[0]
+    return R.group(records, fn)
+
+
+def memory(recs: Sequence[Record]) -> float:
+    """Median peak memory (bytes) over records; NaN without a reading."""
+    vals = [R.fmetric(r, "peak_mem_bytes") for r in recs]
+    vals = [v for v in vals if math.isfinite(v) and v > 0]
+    return float(np.median(vals)) if vals else math.nan
+
+
+def memory_kind(recs: Sequence[Record]) -> str:
+    kinds = sorted({str(R.metric(r, "mem_kind", "")) for r in recs} - {""})
+    return ", ".join(kinds) if kinds else "peak_mem_bytes"
+
+
+# -- verdict rows per device --------------------------------------------------------------------
+
+
+def device_rows(
+    records: Sequence[Record],
+    judge: Callable[[list[Record], str], tuple[list[Part], str]],
+    *,
+    about_gpu: bool = False,
+    combine_fn: Callable[[list[Part]], Verdict] = combine,
+) -> tuple[list[DeviceVerdict], list[tuple[str, Part]]]:
+    """One verdict row per device present (cpu first). ``judge(device_records, device)`` returns the
+    parts and a one-line "measured" summary. Returns the rows and every (device label, part)."""
+    rows: list[DeviceVerdict] = []
+    all_parts: list[tuple[str, Part]] = []
+    for dev in R.devices(records):
+        recs = [r for r in records if R.device(r) == dev]
+        parts, measured = judge(recs, dev)
+        label = R.device_label(list(records), dev)
+        verdict = combine_fn(parts)
+        note = CPU_NOTE_GPU_CLAIM if (about_gpu and dev == "cpu") else ""
+        rows.append(DeviceVerdict(device=label, verdict=verdict, measured=measured, note=note))
+        all_parts += [(label, p) for p in parts]
+    if about_gpu and "cuda" not in R.devices(records) and rows:
+        rows.append(DeviceVerdict(device="cuda", verdict=Verdict(NOT_RUN, "no GPU records yet"), measured="-"))
+    return rows, all_parts
+
+
+def empty(claim_id: str, what: str) -> ClaimResult:
+    from experiments.claims.base import not_run
+
+    return not_run(claim_id, what)
+
+
+def failed_cells_table(claim_id: str, records: Sequence[Record]) -> Table | None:
+    """Cells that did not finish ``ok`` (oom, nan, diverged, error): results too, listed."""
+    bad = [r for r in records if not R.ok(r)]
+    if not bad:
+        return None
+    rows = []
+    for r in bad:
+        rows.append(
+            [
+                R.device(r),
+                R.backend(r),
+                R.arch(r),
+                R.seq_len(r),
+                R.size(r),
+                R.cfg(r, "batch"),
+                R.seed(r),
+                r.get("status"),
+                str(r.get("error") or "")[:120],
+            ]
+        )
+    return Table(
+        name=f"{claim_id}_not_ok",
+        title=f"{claim_id}: cells that did not finish ok",
+        columns=["device", "backend", "arch", "T", "H", "B", "seed", "status", "error"],
+        rows=rows,
+    )
+
+
+def seeds_of(recs: Sequence[Record]) -> list[int]:
+    return sorted({R.seed(r) for r in recs})
+
+
+def geo(values: Sequence[float]) -> float:
+    return geomean(values)

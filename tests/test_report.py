@@ -1,0 +1,144 @@
+"""``seqbench report``: files, formats, and byte-for-byte determinism from the records alone."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+from _claims_helpers import bench, jitter, record, train
+
+from experiments.cli import main
+from experiments.report import write_report
+
+pytest.importorskip("matplotlib")
+
+
+def _records() -> list[dict]:
+    recs = []
+    for be in ("torch", "jax"):
+        for t, (lstm, tf) in {100: (1, 1.2), 500: (5, 1.5), 1000: (10, 2), 2000: (20, 3)}.items():
+            recs.append(
+                bench("S1", 0.01 * lstm, mem=1e6 * t, arch="lstm", seq_len=t, backend=be, metrics={"compile_s": 0.5})
+            )
+            recs.append(bench("S1", 0.01 * tf, arch="transformer", seq_len=t, backend=be))
+    for s in range(3):
+        recs.append(
+            record(
+                "L1",
+                kind="grad_flow",
+                arch="rnn",
+                seed=s,
+                metrics={"grad_norms": [1e-9, 1e-3, 1.0], "ratio_first_last": 1e-9},
+            )
+        )
+        recs.append(
+            record(
+                "L1",
+                kind="grad_flow",
+                arch="lstm",
+                seed=s,
+                metrics={"grad_norms": [0.8, 0.9, 1.0], "ratio_first_last": 0.8},
+            )
+        )
+        for t, acc in ((10, 0.9), (50, 0.8), (100, 0.5)):
+            recs.append(train("L9", acc + jitter(s, 0.01), 0.25, seed=s, task="delayed_recall", seq_len=t))
+    recs.append(bench("S3", math.nan, status="oom", hidden=4096))  # a failed cell is a result too
+    return recs
+
+
+def _write_results(root: Path, recs: list[dict]) -> Path:
+    results = root / "results"
+    (results / "run_a").mkdir(parents=True)
+    (results / "run_a" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs[: len(recs) // 2]))
+    (results / "run_b").mkdir()
+    (results / "run_b" / "records.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in recs[len(recs) // 2 :]) + '{"torn'
+    )
+    (results / "verify").mkdir()
+    (results / "verify" / "cpu_float64.json").write_text(
+        json.dumps(
+            [
+                {
+                    "arch": "lstm",
+                    "dtype": "float64",
+                    "device": "cpu",
+                    "passed": True,
+                    "checks": {
+                        "outputs": {"max_abs_err": 1e-15, "max_rel_err": 2e-14, "tol": 1e-10, "passed": True},
+                        "input_grads": {"max_abs_err": 3e-15, "max_rel_err": 5e-14, "tol": 1e-10, "passed": True},
+                    },
+                },
+                {
+                    "arch": "gru",
+                    "dtype": "float64",
+                    "device": "cpu",
+                    "passed": False,
+                    "checks": {"outputs": {"max_abs_err": 0.1, "max_rel_err": 0.3, "tol": 1e-10, "passed": False}},
+                },
+            ]
+        )
+    )
+    return results
+
+
+def _snapshot(*folders: Path) -> dict[str, bytes]:
+    return {
+        str(p): p.read_bytes() for f in folders for p in sorted(f.rglob("*")) if p.is_file() and "verify" not in p.parts
+    }
+
+
+def test_report_is_deterministic_and_complete(tmp_path: Path) -> None:
+    results = _write_results(tmp_path, _records())
+    paper = tmp_path / "paper"
+    first = write_report(results, paper)
+    snap = _snapshot(results, paper)
+    (paper / "figures" / "stale.png").write_bytes(b"old")  # a file from an earlier report goes away
+    second = write_report(results, paper)
+    assert _snapshot(results, paper) == snap
+    assert first.verdicts == second.verdicts
+    assert first.verdicts["S1"] == "confirmed" and first.verdicts["L2"] == "not run"
+
+    claims = (results / "claims.md").read_text()
+    assert "| ID | claim | source | measured | verdict | device |" in claims
+    assert "| S1 |" in claims and "| L13 |" in claims
+
+    for name in ("S1_time_vs_T", "L1_gradient_flow", "L9_accuracy_vs_T"):
+        assert (paper / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        svg = (paper / "figures" / f"{name}.svg").read_text()
+        assert "<svg" in svg and "<dc:date>" not in svg
+    with (results / "tables" / "S1_time_vs_T.csv").open() as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][:3] == ["device", "backend", "arch"] and len(rows) == 1 + 16
+    assert (results / "tables" / "S1_time_vs_T.md").read_text().startswith("# S1:")
+
+    text = (paper / "paper.md").read_text()
+    for heading in (
+        "## Abstract",
+        "## 1. The suite",
+        "## 2. Methods",
+        "## 3. Verdicts",
+        "## 6. Cross-backend agreement",
+        "## 7. Performance",
+        "## 8. Limitations",
+    ):
+        assert heading in text
+    assert "![S1: S1_time_vs_T](figures/S1_time_vs_T.png)" in text
+    assert "1 of 2 architecture runs pass" in text  # from the verify reports
+    assert "1 oom" in text  # failed cells are reported
+    assert "No GPU records" in text
+
+
+def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = _write_results(tmp_path, _records()[:4])
+    assert main(["report", "--results", str(results)]) == 0
+    assert "4 records" in capsys.readouterr().out
+    assert (tmp_path / "paper" / "paper.md").exists()
+
+
+def test_report_without_records(tmp_path: Path) -> None:
+    summary = write_report(tmp_path / "results", tmp_path / "paper")
+    assert summary.records == 0 and set(summary.verdicts.values()) == {"not run"}
+    assert "not run" in (tmp_path / "results" / "claims.md").read_text()
