@@ -166,6 +166,13 @@ def _log_ratio(rec: Record) -> float:
     return math.log10(ratio) if ratio > 0 else -math.inf
 
 
+def _variant(rec: Record) -> str:
+    """The architecture, and its forget-gate bias when set (``lstm``, ``lstm b_f=1``): the claim is about
+    the default initialisation; a set bias is reported beside it."""
+    bias = R.spec(rec, "forget_bias")
+    return R.arch(rec) if bias is None else f"{R.arch(rec)} b_f={bias:g}"
+
+
 def analyze_l1(records: Sequence[Record]) -> ClaimResult:
     recs, okr = _train(records, "L1", kinds=("grad_flow",))
     okr = [r for r in okr if R.ok(r)]
@@ -180,7 +187,7 @@ def analyze_l1(records: Sequence[Record]) -> ClaimResult:
         curve_panel = Panel(f"{dev}: |dL/dx_t| / |dL/dx_T| at init (T=100)", "t", "relative norm", logy=True)
         ratio_panel = Panel(f"{dev}: first/last ratio vs T", "T", "ratio", logy=True)
         ests: dict[tuple, Estimate] = {}
-        for (be, arch_name, t), grecs in by(dev_recs, R.backend, R.arch, R.seq_len).items():
+        for (be, arch_name, t), grecs in by(dev_recs, R.backend, _variant, R.seq_len).items():
             logs = [v for v in per_seed(grecs, _log_ratio).values()]
             finite = [v for v in logs if math.isfinite(v)]
             est = mean_ci(finite).map(lambda v: 10.0**v) if finite else Estimate(0.0, n=len(logs))
@@ -194,7 +201,7 @@ def analyze_l1(records: Sequence[Record]) -> ClaimResult:
                     curve_panel.series.append(
                         Series(f"{arch_name} ({be})", list(range(1, len(rel) + 1)), rel.tolist(), style="-")
                     )
-        for (be, arch_name), _ in by(dev_recs, R.backend, R.arch).items():
+        for (be, arch_name), _ in by(dev_recs, R.backend, _variant).items():
             ts = sorted(t for (b, a, t) in ests if b == be and a == arch_name)
             ratio_panel.series.append(Series(f"{arch_name} ({be})", ts, [ests[(be, arch_name, t)].value for t in ts]))
         ratio_panel.hlines = [(1e-6, "claimed RNN 1e-6"), (0.85, "claimed LSTM 0.85")]
@@ -233,7 +240,7 @@ def analyze_l1(records: Sequence[Record]) -> ClaimResult:
                 j = judge_direction(contrast, null=1.0, what="LSTM/RNN ratio")
                 parts.append(Part(f"{be}: LSTM keeps more than RNN", fmt(contrast.value), j.verdict, j.reason))
         # The backends must agree: compare the same seed's log ratio.
-        for (arch_name, t), grecs in by(dev_recs, R.arch, R.seq_len).items():
+        for (arch_name, t), grecs in by(dev_recs, _variant, R.seq_len).items():
             per_be = {be: per_seed(v, _log_ratio) for be, v in by(grecs, R.backend).items()}
             if len(per_be) == 2:
                 (b1, s1), (b2, s2) = per_be.items()

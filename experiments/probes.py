@@ -1,0 +1,100 @@
+"""Cell kinds for measurements that are neither timing nor training (plugins of ``experiments.cells``).
+
+- ``grad_flow`` (claim L1): at initialisation, the norm of the loss gradient with respect
+  to every input step, ||dL/dx_t|| (over the batch and the input features), for a loss on
+  the sequence head (which reads the final state), and the first/last ratio. Inputs
+  x ~ N(0, 1), targets drawn for the head; ``Backend.loss_and_grads`` in eval mode.
+- ``forget_gate`` (claim L3): at initialisation, the LSTM's forget-gate activations on
+  x ~ N(0, 1) inputs (``Backend.forward(..., return_extras=True)``, gates after their
+  sigmoid), their mean, and the cell's retention after N = ``forget_retention`` steps:
+  the product of the forget activations over steps 0..N-1, averaged over units and batch.
+
+Both run inside a worker through the ``Backend`` protocol only (no framework imports) and
+take no task: the driver's ``seq_len``/``batch``/spec give the sizes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from experiments.backend import Batch
+from experiments.cells import Cell, CellResult, register_cell_kind
+from experiments.errors import UserError
+
+INPUT_SEED_OFFSET = 1_000_003  # the probe's inputs come from another stream than the weights
+
+
+def _inputs(cell: Cell, spec: Any) -> Batch:
+    rng = np.random.default_rng(cell.seed + INPUT_SEED_OFFSET)
+    b, t = cell.batch, int(cell.seq_len)
+    x = rng.normal(0.0, 1.0, size=(b, t, spec.input_size))
+    head = spec.head
+    if head.kind == "classify":
+        y = rng.integers(0, head.out_size, size=b)
+    elif head.kind == "regress":
+        y = rng.normal(0.0, 1.0, size=(b, head.out_size))
+    else:
+        raise UserError(
+            "head_kind", f"grad_flow needs a sequence-level head, not {head.kind!r}", "use classify or regress"
+        )
+    return Batch(x=x, lengths=np.full(b, t, dtype=np.int64), y=y)
+
+
+@register_cell_kind("grad_flow", settings={}, task="none")
+def grad_flow(backend: Any, cell: Cell) -> CellResult:
+    spec = cell.build_spec()
+    model = backend.build(
+        spec, spec.init_params(cell.seed), precision=cell.precision, device=cell.device, path=cell.path
+    )
+    batch = _inputs(cell, spec)
+    grads = backend.loss_and_grads(model, batch)
+    g = np.asarray(grads.inputs, dtype=np.float64)  # (B, T, I)
+    norms = np.sqrt((g**2).sum(axis=(0, 2)))  # per step, over the batch and the features
+    first, last = float(norms[0]), float(norms[-1])
+    ratio = first / last if last > 0 else math.nan
+    status = "ok" if np.isfinite(norms).all() and math.isfinite(grads.loss) else "nan"
+    return CellResult(
+        metrics={
+            "grad_norms": norms.tolist(),
+            "ratio_first_last": ratio,
+            "log10_ratio_first_last": math.log10(ratio) if ratio > 0 else None,
+            "loss": grads.loss,
+            "underflow_steps": int((norms == 0).sum()),
+        },
+        status=status,
+        path=backend.execution_path(model),
+    )
+
+
+@register_cell_kind("forget_gate", settings={}, task="none")
+def forget_gate(backend: Any, cell: Cell) -> CellResult:
+    spec = cell.build_spec()
+    n = getattr(spec, "forget_retention", None)
+    if getattr(spec, "arch", "") not in ("lstm", "bilstm", "attention_lstm") or n is None:
+        raise UserError(
+            "forget_retention", "forget_gate needs an LSTM with forget_retention set", "set forget_retention"
+        )
+    if cell.seq_len < n:
+        raise UserError("seq_len", f"must be >= forget_retention={n}, got {cell.seq_len}")
+    model = backend.build(
+        spec, spec.init_params(cell.seed), precision=cell.precision, device=cell.device, path=cell.path
+    )
+    out = backend.forward(model, _inputs(cell, spec), return_extras=True)
+    gates = np.asarray(out.extras["gates"], dtype=np.float64)  # (L*D, B, T, 4H), order i, f, g, o
+    h = spec.hidden_size
+    f = gates[0, :, :, h : 2 * h]  # layer 0, forward direction: (B, T, H)
+    retention = np.prod(f[:, :n, :], axis=1)  # (B, H)
+    target = 0.5 ** (1.0 / n)
+    return CellResult(
+        metrics={
+            "forget_mean": float(f.mean()),
+            "forget_target": target,
+            "forget_bias": float(spec.effective_forget_bias),
+            "retention_after_n": float(retention.mean()),
+            "retention_median": float(np.median(retention)),
+        },
+        path=backend.execution_path(model),
+    )
