@@ -1,4 +1,4 @@
-"""`seqbench run`: placeholder until its issue lands (replaced by the module's owner)."""
+"""``seqbench run GRID|--claim ID|--preset NAME``: run grid cells, resume, show progress."""
 
 from __future__ import annotations
 
@@ -8,8 +8,53 @@ from experiments.errors import UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    return sub.add_parser("run", help="(not built yet)")
+    parser = sub.add_parser(
+        "run",
+        help="run the cells of grids (resumes: stored cells are skipped)",
+        description="Run grid cells and append one record per cell to RESULTS/<grid>/records.jsonl.",
+    )
+    parser.add_argument("grid", nargs="?", help="a grid's name (seqbench list) or a path to a grid file")
+    parser.add_argument("--claim", metavar="ID", help="run every grid serving this claim")
+    parser.add_argument("--preset", metavar="NAME", help="run every grid of this preset (quick, full, ...)")
+    parser.add_argument("--executor", default="local", choices=("local", "ray"), help="where cells run")
+    parser.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster (default: start a local one)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="override the grids' device")
+    parser.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
+    parser.add_argument("--retry-errors", action="store_true", help="also rerun cells stored with status error")
+    parser.add_argument("--dry-run", action="store_true", help="list the cells and their keys, run nothing")
+    return parser
+
+
+def selected_grids(args: argparse.Namespace) -> list[str]:
+    from experiments.grid import grids_for_claim, grids_in_preset
+
+    chosen = [x for x in (args.grid, args.claim, args.preset) if x]
+    if len(chosen) != 1:
+        raise UserError("run", "name exactly one of GRID, --claim ID, --preset NAME", "e.g. seqbench run smoke")
+    if args.claim:
+        return grids_for_claim(args.claim)
+    if args.preset:
+        return grids_in_preset(args.preset)
+    return [args.grid]
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("command", "`run` is not built yet")
+    from experiments.grid import load_cells
+    from experiments.runner import run_grids
+
+    grids = selected_grids(args)
+    if args.dry_run:
+        for grid, cells in load_cells(grids, args.device):
+            print(f"{grid.name}: {len(cells)} cells ({grid.path})")
+            for cell in cells:
+                print(f"  {cell.key}  {cell.label()}")
+        return 0
+    summary = run_grids(
+        grids,
+        executor=args.executor,
+        device=args.device,
+        results_dir=args.results,
+        address=args.ray_address,
+        retry_errors=args.retry_errors,
+    )
+    return 1 if summary.errors else 0

@@ -1,0 +1,195 @@
+"""Executors: where cells run. The driver alone writes the store; executors only return results.
+
+- ``local`` (default): one ``WorkerProcess`` per backend, reused across cells,
+  one cell at a time (timings are not disturbed by a neighbour).
+- ``ray``: each cell is a Ray task asking for the CPUs/GPUs it needs
+  (``cpus``/``gpus`` grid keys). The driver starts a local Ray unless given an
+  address. Tasks of different backends carry different ``runtime_env``s, and Ray
+  never shares a worker process between runtime environments, so torch and jax
+  never meet in one process (``worker.load_named_backend`` refuses it anyway).
+  A Ray worker keeps its backend loaded across the cells it runs. Several cells
+  may run at once, so CPU timings under Ray share the machine.
+
+Both expose ``start(backends)`` (load every backend first: a missing framework is
+a ``UserError`` before any cell runs), ``submit(cells)`` / ``results()`` (an
+iterator of ``(cell, result)`` as they finish) and ``close()``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from experiments.errors import UserError
+from experiments.worker import TEST_BACKENDS_ENV, WorkerProcess, _failure, worker_env
+
+EXECUTORS: tuple[str, ...] = ("local", "ray")
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, log_dir: str | None = None) -> None:
+        self.workers: dict[str, WorkerProcess] = {}
+        self._log_dir = log_dir
+        self._queue: list[Any] = []
+
+    def worker(self, backend: str) -> WorkerProcess:
+        if backend not in self.workers:
+            self.workers[backend] = WorkerProcess(backend, self._log_dir)
+        return self.workers[backend]
+
+    def start(self, backends: Iterable[str]) -> None:
+        for backend in backends:
+            w = self.worker(backend)
+            if not w.alive:
+                w.start()
+
+    def run(self, cell: Any) -> dict[str, Any]:
+        timeout = cell.resources.get("timeout_s")
+        return self.worker(cell.backend).run(cell, timeout=timeout)
+
+    def submit(self, cells: Iterable[Any]) -> None:
+        self._queue.extend(cells)
+
+    def results(self) -> Iterator[tuple[Any, dict[str, Any]]]:
+        while self._queue:
+            cell = self._queue.pop(0)
+            yield cell, self.run(cell)
+
+    @property
+    def capacity(self) -> int:
+        return 1
+
+    def close(self) -> None:
+        for w in self.workers.values():
+            w.stop()
+        self.workers.clear()
+
+
+def _ray_run_cell(cell: Any) -> dict[str, Any]:
+    """Body of a Ray task: runs in a Ray worker process dedicated to the cell's backend."""
+    from experiments.worker import execute, load_named_backend
+
+    return execute(load_named_backend(cell.backend), cell)
+
+
+def _ray_load(backend: str) -> str:
+    from experiments.worker import load_named_backend
+
+    load_named_backend(backend)
+    return backend
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None) -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            raise UserError(
+                "--executor", "ray is not installed", "pip install 'seqbench[ray]' or use --executor local"
+            ) from exc
+        self.ray = ray
+        self._started_here = not ray.is_initialized()
+        if self._started_here:
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "logging_level": "ERROR",
+                "configure_logging": False,
+            }
+            if address:
+                kwargs["address"] = address
+            else:
+                kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
+            ray.init(**kwargs)
+        self._pending: dict[Any, tuple[Any, float]] = {}
+        self._failed: list[tuple[Any, dict[str, Any]]] = []
+        self._total = ray.cluster_resources()
+        self._run = ray.remote(_ray_run_cell)
+        self._load = ray.remote(_ray_load)
+
+    def _options(self, backend: str, cpus: float = 1, gpus: float = 0) -> dict[str, Any]:
+        env = {**worker_env(backend), "SEQBENCH_RAY_BACKEND": backend}
+        if os.environ.get(TEST_BACKENDS_ENV):
+            env[TEST_BACKENDS_ENV] = os.environ[TEST_BACKENDS_ENV]
+        if os.environ.get("PYTHONPATH"):
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        return {"num_cpus": cpus, "num_gpus": gpus, "max_retries": 0, "runtime_env": {"env_vars": env}}
+
+    def start(self, backends: Iterable[str]) -> None:
+        refs = [self._load.options(**self._options(b)).remote(b) for b in backends]
+        for ref in refs:
+            try:
+                self.ray.get(ref)
+            except self.ray.exceptions.RayTaskError as exc:
+                cause = exc.cause if hasattr(exc, "cause") else None
+                if isinstance(cause, UserError):
+                    raise UserError(cause.field, cause.problem, cause.fix) from None
+                raise
+
+    def submit(self, cells: Iterable[Any]) -> None:
+        for cell in cells:
+            cpus, gpus = cell.resources.get("cpus", 1), cell.resources.get("gpus", 0)
+            if cpus > self._total.get("CPU", 0) or gpus > self._total.get("GPU", 0):
+                have = f"{self._total.get('CPU', 0):g} CPUs and {self._total.get('GPU', 0):g} GPUs"
+                message = f"the Ray cluster has {have}; the cell asks for {cpus} CPUs and {gpus} GPUs"
+                self._failed.append((cell, _failure("error", message, time.perf_counter())))
+                continue
+            opts = self._options(cell.backend, cpus, gpus)
+            ref = self._run.options(**opts).remote(cell)
+            self._pending[ref] = (cell, time.perf_counter())
+
+    @property
+    def capacity(self) -> int:
+        """Cells in flight at once: the cluster's CPUs (Ray queues what does not fit)."""
+        return max(1, int(self._total.get("CPU", 1)))
+
+    def results(self) -> Iterator[tuple[Any, dict[str, Any]]]:
+        ray = self.ray
+        while self._pending or self._failed:
+            if self._failed:
+                yield self._failed.pop(0)
+                continue
+            timeouts = [c.resources.get("timeout_s") for c, _ in self._pending.values()]
+            wait_s = min((t for t in timeouts if t), default=None)
+            done, _ = ray.wait(list(self._pending), num_returns=1, timeout=wait_s)
+            if not done:  # the oldest cell ran past its timeout
+                ref = min(self._pending, key=lambda r: self._pending[r][1])
+                cell, started = self._pending[ref]
+                if time.perf_counter() - started < (cell.resources.get("timeout_s") or float("inf")):
+                    continue
+                ray.cancel(ref, force=True)
+                del self._pending[ref]
+                yield cell, _failure("error", f"timed out after {cell.resources.get('timeout_s')} s", started)
+                continue
+            for ref in done:
+                cell, started = self._pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # the Ray worker died (crash, OOM) or the task failed
+                    text = f"{type(exc).__name__}: {exc}".replace("\n", " | ")[:2000]
+                    oom = "OutOfMemory" in type(exc).__name__ or "out of memory" in text.lower()
+                    result = _failure("oom" if oom else "error", text, started)
+                yield cell, result
+
+    def close(self) -> None:
+        for ref in list(self._pending):
+            self.ray.cancel(ref, force=True)
+        self._pending.clear()
+        if self._started_here:
+            self.ray.shutdown()
+
+
+def make_executor(name: str, *, address: str | None = None) -> LocalExecutor | RayExecutor:
+    if name == "local":
+        if address:
+            raise UserError("--ray-address", "only the ray executor takes an address", "add --executor ray")
+        return LocalExecutor()
+    if name == "ray":
+        return RayExecutor(address=address)
+    raise UserError("--executor", f"unknown executor {name!r}", f"use one of {', '.join(EXECUTORS)}")

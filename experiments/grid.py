@@ -1,0 +1,560 @@
+"""Grid files: TOML under ``experiments/configs/``, validated, expanded into ``Cell``s.
+
+A grid file::
+
+    description = "What it measures."
+    kind = "bench"                 # the cell kind: bench | train | a registered plugin kind
+    claim_ids = ["S1", "S6"]       # the claims it serves (``run --claim ID``)
+    presets = ["quick"]            # the presets it belongs to (``run --preset NAME``)
+
+    [axes]                         # the cartesian product of these lists, in this order
+    arch = ["lstm", "gru"]         # or "all": every registered architecture (backend alike)
+    backend = ["torch", "jax"]
+    seq_len = [16, 64]
+    hidden = [32, 64]
+
+    [fixed]                        # one value each
+    batch = 8
+    lr = 1e-3
+    task_params.n_train = 500      # parameters of the task
+
+    [[exclude]]                    # drop the cells that match every key given (a list = any of)
+    arch = "gru"
+    seq_len = 64
+
+    [[override]]                   # set values on the cells that match ``when``
+    when = { arch = "transformer" }
+    set = { hidden = 48 }
+
+Keys (in ``axes``, ``fixed``, ``exclude``, ``override``):
+
+- cell: ``kind``, ``arch``, ``backend``, ``device`` (cpu|cuda; ``run --device`` overrides),
+  ``precision`` (float64|float32|tf32|bfloat16), ``path`` (auto|on|off: the fast-path switch),
+  ``seed`` (parameters, batches), ``data_seed`` (the task's data; default: ``seed``),
+  ``batch``, ``seq_len``, ``task``;
+- sizes: ``hidden`` (-> ``experiments.spec.size_fields(arch, hidden)``), ``layers`` (-> ``num_layers``),
+  and any spec field by name (``experiments.spec.spec_fields(arch)``; explicit fields win over
+  ``hidden``; a field applies to the architectures that have it). A task sets ``input_size``
+  and the head itself;
+- optimizer: ``optimizer`` (sgd|adam|adamw), ``lr``, ``beta1``, ``beta2``, ``eps``, ``weight_decay``,
+  ``momentum``, ``clip_norm`` (``experiments.spec.OptimizerSpec``);
+- task parameters: ``task_params.NAME``; ``seq_len`` is passed to the task too;
+- the cell kind's settings (``experiments.cells``: bench ``min_timed_steps``..., train ``steps``, ``eval_every``...);
+- resources, not part of a cell's key: ``cpus``, ``gpus`` (what a Ray task asks for), ``timeout_s``.
+
+Any mistake (an unknown key, a bad value, an impossible combination) raises
+``UserError`` naming the file, the key and the fix, before any cell runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import itertools
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, TypeAdapter, ValidationError
+
+from experiments.backend import PRECISIONS
+from experiments.cells import Cell, get_kind, load_kinds
+from experiments.errors import UserError
+from experiments.spec import ARCHITECTURES, REGISTRY, OptimizerSpec, make_spec, size_fields, spec_fields, spec_to_dict
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+# -- the keys a grid may set, and their types --------------------------------------------
+
+CORE_TYPES: dict[str, Any] = {
+    "kind": str,
+    "arch": str,
+    "backend": str,
+    "device": Literal["cpu", "cuda"],
+    "precision": Literal[PRECISIONS],  # type: ignore[valid-type]
+    "path": Literal["auto", "on", "off"],
+    "seed": NonNegativeInt,
+    "data_seed": NonNegativeInt | None,
+    "batch": PositiveInt,
+    "seq_len": PositiveInt | None,
+    "hidden": PositiveInt | None,
+    "layers": PositiveInt | None,
+    "task": str | None,
+}
+CORE_DEFAULTS: dict[str, Any] = {
+    "device": "cpu",
+    "precision": "float32",
+    "path": "auto",
+    "seed": 0,
+    "data_seed": None,
+    "batch": 32,
+    "seq_len": None,
+    "hidden": None,
+    "layers": None,
+    "task": None,
+}
+BENCH_SEQ_LEN = 64  # seq_len of a cell without a task when the grid gives none
+
+OPTIMIZER_KEYS: dict[str, str] = {  # grid key -> OptimizerSpec field
+    "optimizer": "name",
+    "lr": "lr",
+    "beta1": "beta1",
+    "beta2": "beta2",
+    "eps": "eps",
+    "weight_decay": "weight_decay",
+    "momentum": "momentum",
+    "clip_norm": "clip_norm",
+}
+RESOURCE_TYPES: dict[str, Any] = {"cpus": PositiveInt, "gpus": NonNegativeInt | None, "timeout_s": float}
+RESOURCE_DEFAULTS: dict[str, Any] = {"cpus": 1, "gpus": None, "timeout_s": 3600.0}
+TASK_PREFIX = "task_params."
+# Spec fields a task sets; a grid with a task may not set them.
+TASK_SPEC_FIELDS = ("input_size", "head_kind", "head_out")
+ALL_MARKER = "all"
+
+
+@functools.cache
+def _spec_types() -> dict[str, Any]:
+    """Every spec field of every architecture, with its type (``head`` as head_kind/head_out)."""
+    types: dict[str, Any] = {"head_kind": str, "head_out": PositiveInt}
+    for cls, _ in REGISTRY.values():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name not in ("arch", "head"):
+                types.setdefault(f.name, hints[f.name])
+    return types
+
+
+def _optimizer_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(OptimizerSpec)
+    return {key: hints[field] for key, field in OPTIMIZER_KEYS.items()}
+
+
+def _setting_type(default: Any) -> Any:
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, int):
+        return int
+    if isinstance(default, float):
+        return float
+    if isinstance(default, str):
+        return str
+    if default is None:
+        return float | None
+    return Any
+
+
+def _describe_type(tp: Any) -> str:
+    text = {
+        PositiveInt: "a positive integer",
+        NonNegativeInt: "an integer >= 0",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        str: "a string",
+    }.get(tp)
+    if text:
+        return text
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(map(str, args))
+    if args and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        return (_describe_type(inner[0]) if len(inner) == 1 else "a value") + " (or omit it)"
+    return "a valid value"
+
+
+@functools.cache
+def _adapter(tp: Any) -> TypeAdapter:
+    return TypeAdapter(tp)
+
+
+# -- the file's own schema -----------------------------------------------------------------
+
+
+class _Override(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    when: dict[str, Any] = {}
+    set: dict[str, Any]
+
+
+class GridFile(BaseModel):
+    """The top level of a grid file (unknown keys refused)."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str = ""
+    kind: str = "bench"
+    claim_ids: list[str] = []
+    presets: list[str] = []
+    axes: dict[str, list[Any] | str] = {}
+    fixed: dict[str, Any] = {}
+    exclude: list[dict[str, Any]] = []
+    override: list[_Override] = []
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``task_params.n = 1`` arrives as a nested table; make it the key ``task_params.n``."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _registered_backends() -> tuple[str, ...]:
+    from experiments.worker import backend_modules
+
+    return tuple(backend_modules())
+
+
+@dataclasses.dataclass
+class Grid:
+    """A validated grid file. ``cells(device)`` expands and resolves it (raising ``UserError``)."""
+
+    name: str
+    path: Path
+    spec: GridFile
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def claim_ids(self) -> tuple[str, ...]:
+        return tuple(self.spec.claim_ids)
+
+    @property
+    def presets(self) -> tuple[str, ...]:
+        return tuple(self.spec.presets)
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
+    # -- errors ------------------------------------------------------------------------
+    def _error(self, key: str, problem: str, fix: str = "") -> UserError:
+        return UserError(f"{_display(self.path)}: {key}", problem, fix)
+
+    # -- key validation ----------------------------------------------------------------
+    def _axes(self) -> list[tuple[str, list[Any]]]:
+        axes = []
+        for key, values in _flatten(dict(self.spec.axes)).items():
+            if values == ALL_MARKER and key in ("arch", "backend"):
+                values = list(ARCHITECTURES if key == "arch" else _registered_backends())
+            if not isinstance(values, list) or not values:
+                raise self._error(f"axes.{key}", "an axis needs a non-empty list of values", f"{key} = [v1, v2]")
+            axes.append((key, values))
+        return axes
+
+    def _kinds_used(self, axes: list[tuple[str, list[Any]]]) -> list[str]:
+        kinds = [self.spec.kind]
+        for key, values in axes:
+            if key == "kind":
+                kinds = list(values)
+        for ov in self.spec.override:
+            if "kind" in ov.set:
+                kinds.append(ov.set["kind"])
+        fixed = _flatten(self.spec.fixed)
+        if "kind" in fixed:
+            kinds = [fixed["kind"]]
+        for kind in kinds:
+            if not isinstance(kind, str) or kind not in load_kinds():
+                raise self._error(
+                    "kind", f"unknown cell kind {kind!r}", f"use one of {', '.join(sorted(load_kinds()))}"
+                )
+        return kinds
+
+    def _key_types(self, kinds: list[str]) -> dict[str, Any]:
+        types = {**CORE_TYPES, **_optimizer_types(), **_spec_types(), **RESOURCE_TYPES}
+        for kind in kinds:
+            for name, default in get_kind(kind).settings.items():
+                types.setdefault(name, _setting_type(default))
+        return types
+
+    def _check_value(self, where: str, key: str, value: Any, types: dict[str, Any]) -> None:
+        if key.startswith(TASK_PREFIX):
+            if not key[len(TASK_PREFIX) :]:
+                raise self._error(f"{where}.{key}", "names no task parameter", "task_params.NAME = value")
+            return
+        if key not in types:
+            close = difflib.get_close_matches(key, list(types), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "see the key list in experiments/grid.py"
+            raise self._error(f"{where}.{key}", "unknown key", hint)
+        tp = types[key]
+        try:
+            _adapter(tp).validate_python(value, strict=True)
+        except ValidationError as exc:
+            msg = exc.errors()[0]["msg"]
+            raise self._error(f"{where}.{key}", f"{msg}, got {value!r}", f"use {_describe_type(tp)}") from None
+
+    def _validate_keys(self) -> tuple[list[tuple[str, list[Any]]], dict[str, Any]]:
+        axes = self._axes()
+        kinds = self._kinds_used(axes)
+        types = self._key_types(kinds)
+        fixed = _flatten(self.spec.fixed)
+        for key, values in axes:
+            if key in fixed:
+                raise self._error(f"axes.{key}", "is also in [fixed]", "keep it in one place")
+            for value in values:
+                self._check_value("axes", key, value, types)
+        for key, value in fixed.items():
+            self._check_value("fixed", key, value, types)
+        for i, ex in enumerate(self.spec.exclude):
+            for key, value in _flatten(ex).items():
+                for v in value if isinstance(value, list) else [value]:
+                    self._check_value(f"exclude[{i}]", key, v, types)
+        for i, ov in enumerate(self.spec.override):
+            for key, value in _flatten(ov.when).items():
+                for v in value if isinstance(value, list) else [value]:
+                    self._check_value(f"override[{i}].when", key, v, types)
+            for key, value in _flatten(ov.set).items():
+                self._check_value(f"override[{i}].set", key, value, types)
+        names = [k for k, _ in axes] + list(fixed)
+        for needed in ("arch", "backend"):
+            if needed not in names and not any(needed in _flatten(ov.set) for ov in self.spec.override):
+                raise self._error(needed, "not set", f"add {needed} to [axes] or [fixed]")
+        for key, values in [*axes, *((k, [v]) for k, v in fixed.items())]:
+            if key == "arch":
+                for v in values:
+                    if v not in ARCHITECTURES:
+                        raise self._error(
+                            "arch", f"unknown architecture {v!r}", f"use one of {', '.join(ARCHITECTURES)}"
+                        )
+            if key == "backend":
+                known = _registered_backends()
+                for v in values:
+                    if v not in known:
+                        raise self._error("backend", f"unknown backend {v!r}", f"use one of {', '.join(known)}")
+        return axes, fixed
+
+    # -- expansion ---------------------------------------------------------------------
+    def cells(self, device: str | None = None) -> list[Cell]:
+        """Every cell of the grid, resolved and validated, in axis order (duplicates dropped)."""
+        if device is not None and device not in ("cpu", "cuda"):
+            raise UserError("--device", f"unknown device {device!r}", "use cpu or cuda")
+        axes, fixed = self._validate_keys()
+        keys = [k for k, _ in axes]
+        out: dict[str, Cell] = {}
+        for combo in itertools.product(*(values for _, values in axes)):
+            values = {**fixed, **dict(zip(keys, combo, strict=True))}
+            if any(_matches(_flatten(ex), values) for ex in self.spec.exclude):
+                continue
+            for ov in self.spec.override:
+                if _matches(_flatten(ov.when), values):
+                    values.update(_flatten(ov.set))
+            if device is not None:
+                values["device"] = device
+            cell = self._resolve(values)
+            out.setdefault(cell.key, cell)
+        return list(out.values())
+
+    def _resolve(self, values: dict[str, Any]) -> Cell:
+        where = ", ".join(
+            f"{k}={values[k]}"
+            for k in ("kind", "arch", "backend", "task", "seq_len", "hidden", "layers")
+            if k in values
+        )
+
+        def fail(exc: UserError) -> UserError:
+            return self._error(exc.field, f"{exc.problem}, in the cell {where}", exc.fix)
+
+        core = {**CORE_DEFAULTS, "kind": self.spec.kind, **{k: values[k] for k in CORE_TYPES if k in values}}
+        arch = core["arch"]
+        kind = get_kind(core["kind"])
+        task = core["task"]
+        if kind.task == "required" and not task:
+            raise fail(UserError("task", f"a {kind.name!r} cell needs a task", "set task = NAME (seqbench list)"))
+        if kind.task == "none" and task:
+            raise fail(UserError("task", f"a {kind.name!r} cell takes no task", "remove task, or use kind = 'train'"))
+        data_seed = core["seed"] if core["data_seed"] is None else core["data_seed"]
+        task_params = {k[len(TASK_PREFIX) :]: v for k, v in values.items() if k.startswith(TASK_PREFIX)}
+
+        fields: dict[str, Any] = {}
+        if core["hidden"] is not None:
+            fields.update(size_fields(arch, core["hidden"]))
+        if core["layers"] is not None:
+            fields["num_layers"] = core["layers"]
+        allowed = spec_fields(arch)
+        fields.update({k: v for k, v in values.items() if k in _spec_types() and k in allowed})
+        seq_len = core["seq_len"]
+        if task:
+            for name in TASK_SPEC_FIELDS:
+                if name in values:
+                    raise fail(UserError(name, f"comes from the task {task!r}", f"remove {name}"))
+            if seq_len is not None:
+                task_params["seq_len"] = seq_len
+            try:
+                meta = _task_meta(task, data_seed, tuple(sorted(task_params.items())))
+            except UserError as exc:
+                raise fail(exc) from None
+            fields.update(input_size=meta["input_size"], head_kind=meta["head_kind"], head_out=meta["head_out"])
+            seq_len = meta["seq_len"]
+        elif seq_len is None:
+            seq_len = BENCH_SEQ_LEN
+        try:
+            spec = make_spec(arch, **fields)
+        except UserError as exc:
+            raise fail(exc) from None
+        max_len = getattr(spec, "max_len", None)
+        if max_len is not None and seq_len > max_len:
+            raise fail(UserError("seq_len", f"{seq_len} exceeds the model's max_len={max_len}", "raise max_len"))
+
+        opt_fields = {OPTIMIZER_KEYS[k]: v for k, v in values.items() if k in OPTIMIZER_KEYS}
+        optimizer = OptimizerSpec(**opt_fields)
+        try:
+            optimizer.validate()
+        except UserError as exc:
+            key = next((k for k, f in OPTIMIZER_KEYS.items() if exc.field.endswith(f)), exc.field)
+            raise fail(UserError(key, exc.problem, exc.fix)) from None
+
+        settings = {**kind.settings, **{k: values[k] for k in kind.settings if k in values}}
+        if kind.check is not None:
+            try:
+                kind.check(settings)
+            except UserError as exc:
+                raise fail(exc) from None
+        resources = {**RESOURCE_DEFAULTS, **{k: values[k] for k in RESOURCE_TYPES if k in values}}
+        if resources["gpus"] is None:
+            resources["gpus"] = 1 if core["device"] == "cuda" else 0
+
+        config = {
+            "kind": kind.name,
+            "arch": arch,
+            "backend": core["backend"],
+            "device": core["device"],
+            "precision": core["precision"],
+            "path": core["path"],
+            "seed": core["seed"],
+            "data_seed": data_seed,
+            "batch": core["batch"],
+            "seq_len": seq_len,
+            "task": task,
+            "task_params": task_params,
+            "spec": spec_to_dict(spec),
+            "optimizer": dataclasses.asdict(optimizer),
+            "settings": settings,
+        }
+        return Cell.make(self.name, self.claim_ids, config, resources)
+
+
+def _matches(pattern: dict[str, Any], values: dict[str, Any]) -> bool:
+    for key, want in pattern.items():
+        have = values.get(key, CORE_DEFAULTS.get(key))
+        if isinstance(want, list):
+            if have not in want:
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=256)
+def _task_meta(name: str, seed: int, params: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    """What the driver needs of a task to resolve a cell (the data itself is dropped)."""
+    from experiments.tasks import load_task
+
+    data = load_task(name, seed=seed, **dict(params))
+    return {
+        "input_size": data.input_size,
+        "head_kind": data.head.kind,
+        "head_out": data.head.out_size,
+        "seq_len": data.seq_len,
+    }
+
+
+# -- finding grid files ----------------------------------------------------------------
+
+
+def _grid_paths() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(CONFIG_DIR.glob("*.toml"))}
+
+
+def grid_names() -> list[str]:
+    return sorted(_grid_paths())
+
+
+def _raw(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(_display(path), f"not valid TOML: {exc}", "fix the syntax at that line") from None
+
+
+def _raw_lists(key: str) -> dict[str, list[str]]:
+    """``key`` (presets, claim_ids) of every grid file, read without validation (for listing)."""
+    out = {}
+    for name, path in _grid_paths().items():
+        try:
+            value = _raw(path).get(key, [])
+        except UserError:
+            continue
+        out[name] = [str(v) for v in value] if isinstance(value, list) else []
+    return out
+
+
+def preset_names() -> list[str]:
+    return sorted({p for presets in _raw_lists("presets").values() for p in presets})
+
+
+def grids_in_preset(preset: str) -> list[str]:
+    names = [name for name, presets in _raw_lists("presets").items() if preset in presets]
+    if not names:
+        raise UserError(
+            "--preset", f"no grid belongs to the preset {preset!r}", f"use one of {', '.join(preset_names())}"
+        )
+    return names
+
+
+def grids_for_claim(claim_id: str) -> list[str]:
+    names = [name for name, ids in _raw_lists("claim_ids").items() if claim_id in ids]
+    if not names:
+        known = sorted({i for ids in _raw_lists("claim_ids").values() for i in ids})
+        raise UserError(
+            "--claim", f"no grid serves the claim {claim_id!r}", f"grids serve: {', '.join(known) or 'none yet'}"
+        )
+    return names
+
+
+def load_grid(name_or_path: str | Path) -> Grid:
+    """A grid by name (``experiments/configs/NAME.toml``) or by path; validated at the top level."""
+    text = str(name_or_path)
+    path = Path(text)
+    if not (text.endswith(".toml") or path.is_file()):
+        paths = _grid_paths()
+        if text not in paths:
+            raise UserError("grid", f"no grid named {text!r}", f"use a path or one of {', '.join(paths) or '(none)'}")
+        path = paths[text]
+    if not path.is_file():
+        raise UserError("grid", f"no such file: {text}", "give a grid name or an existing .toml path")
+    raw = _raw(path)
+    try:
+        spec = GridFile.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(GridFile.model_fields)
+            raise UserError(f"{_display(path)}: {loc}", "unknown key", f"top-level keys: {known}") from None
+        raise UserError(f"{_display(path)}: {loc}", err["msg"], "see experiments/grid.py for the format") from None
+    return Grid(name=path.stem, path=path, spec=spec)
+
+
+def load_cells(grids: list[str | Path | Grid], device: str | None = None) -> list[tuple[Grid, list[Cell]]]:
+    """Load and fully resolve several grids (every error surfaces here, before anything runs)."""
+    out = []
+    for g in grids:
+        grid = g if isinstance(g, Grid) else load_grid(g)
+        out.append((grid, grid.cells(device)))
+    return out

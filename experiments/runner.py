@@ -1,0 +1,276 @@
+"""The driver: grids -> cells -> executor -> records in the store, with progress and a summary.
+
+``run_grids(grids, executor=..., device=..., results_dir=...)`` is the one entry
+point (``seqbench run`` and ``seqbench reproduce`` call it). Order of work:
+
+1. load and resolve every grid (any ``UserError`` surfaces here, before anything runs);
+2. drop the cells whose key is already stored (resume);
+3. start the executor's workers for the backends still needed (a backend that is
+   not installed is a ``UserError`` here, still before any cell runs);
+4. run the cells; each result becomes one record appended to
+   ``<results_dir>/<grid>/records.jsonl`` as soon as it arrives.
+
+A record (DESIGN.md): ``schema``, ``key``, ``claim_ids``, ``grid``, ``arch``,
+``backend``, ``path``, ``task``, ``kind``, ``config``, ``seed``, ``status``,
+``metrics``, ``env``; plus ``error`` when the cell failed and ``wall_s``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from experiments.cells import Cell
+from experiments.envinfo import driver_env, record_env
+from experiments.executors import make_executor
+from experiments.grid import Grid, load_cells
+from experiments.store import Store
+
+SCHEMA = 1
+RECORD_KEYS: tuple[str, ...] = (
+    "schema",
+    "key",
+    "claim_ids",
+    "grid",
+    "arch",
+    "backend",
+    "path",
+    "task",
+    "kind",
+    "config",
+    "seed",
+    "status",
+    "metrics",
+    "env",
+)
+
+
+def make_record(cell: Cell, result: dict[str, Any], driver: dict[str, Any]) -> dict[str, Any]:
+    worker = result.get("worker_env") or {"device_kind": cell.device}
+    record = {
+        "schema": SCHEMA,
+        "key": cell.key,
+        "claim_ids": list(cell.claim_ids),
+        "grid": cell.grid,
+        "arch": cell.arch,
+        "backend": cell.backend,
+        "path": result.get("path"),
+        "task": cell.task,
+        "kind": cell.kind,
+        "config": cell.config,
+        "seed": cell.seed,
+        "status": result["status"],
+        "metrics": result.get("metrics") or {},
+        "env": record_env(driver, worker),
+        "wall_s": result.get("cell_s"),
+    }
+    if result.get("error"):
+        record["error"] = result["error"]
+    return record
+
+
+@dataclass
+class Summary:
+    total: int = 0
+    skipped: int = 0
+    counts: Counter = field(default_factory=Counter)
+    elapsed_s: float = 0.0
+    stores: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (key, label, error)
+    records: list[dict[str, Any]] = field(default_factory=list)  # those written by this run
+
+    @property
+    def ran(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def errors(self) -> int:
+        return self.counts.get("error", 0)
+
+    def text(self) -> str:
+        by_status = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items())) or "none run"
+        lines = [
+            f"{self.total} cells: {by_status}; {self.skipped} already stored; {_fmt_s(self.elapsed_s)}",
+            *(f"  records: {s}" for s in self.stores),
+        ]
+        for key, label, error in self.failures[:10]:
+            lines.append(f"  {key} {label}: {error[:300]}")
+        if len(self.failures) > 10:
+            lines.append(f"  ... and {len(self.failures) - 10} more")
+        return "\n".join(lines)
+
+
+def _fmt_s(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+class Progress:
+    """Cells done/total, ETA and the current cell: a rewritten line on a terminal, else a line per cell."""
+
+    def __init__(self, total: int, stream: TextIO | None) -> None:
+        self.total, self.stream, self.done = total, stream, 0
+        self.began = time.perf_counter()
+        self.tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
+        self._last_len = 0
+
+    def _eta(self) -> str:
+        if not self.done:
+            return "ETA ?"
+        per = (time.perf_counter() - self.began) / self.done
+        return f"ETA {_fmt_s(per * (self.total - self.done))}"
+
+    def _head(self) -> str:
+        pct = 100 * self.done // max(self.total, 1)
+        return f"[{self.done:>{len(str(self.total))}}/{self.total}] {pct:3d}% {self._eta()}"
+
+    def _write(self, text: str, final: bool) -> None:
+        if self.stream is None:
+            return
+        if self.tty:
+            pad = max(0, self._last_len - len(text))
+            self.stream.write("\r" + text + " " * pad + ("\n" if final else ""))
+            self._last_len = 0 if final else len(text)
+        elif final:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def running(self, cell: Cell) -> None:
+        self._write(f"{self._head()}  running {cell.grid}: {cell.label()}", final=False)
+
+    def finished(self, cell: Cell, record: dict[str, Any]) -> None:
+        self.done += 1
+        wall = record.get("wall_s") or 0.0
+        self._write(f"{self._head()}  {record['status']:<8} {_fmt_s(wall):>7}  {cell.grid}: {cell.label()}", final=True)
+
+    def note(self, text: str) -> None:
+        if self.stream is not None:
+            self._write(text, final=True)
+
+
+def run_grids(
+    grids: list[str | Path | Grid],
+    *,
+    executor: str = "local",
+    device: str | None = None,
+    results_dir: str | Path = "results",
+    address: str | None = None,
+    retry_errors: bool = False,
+    stream: TextIO | str | None = "stderr",
+) -> Summary:
+    """Run every cell of ``grids`` not yet stored under ``results_dir``; return the summary.
+
+    ``grids``: names, paths or ``Grid`` objects. ``device``: overrides the grids' device
+    (None keeps theirs, cpu by default). ``retry_errors``: also rerun cells whose only
+    records have status ``error``. Raises ``UserError`` before running anything on a
+    bad grid or a backend that cannot load. ``stream``: where progress and the summary go
+    (standard error by default; None: nowhere).
+    """
+    if stream == "stderr":
+        stream = sys.stderr
+    began = time.perf_counter()
+    loaded = load_cells(list(grids), device)
+    summary = Summary()
+    stores: dict[str, Store] = {}
+    todo: deque[tuple[Store, Cell]] = deque()
+    for grid, cells in loaded:
+        store = stores.setdefault(grid.name, Store(results_dir, grid.name))
+        store.repair()
+        store.refresh()
+        summary.total += len(cells)
+        for cell in cells:
+            if store.done(cell.key, retry_errors):
+                summary.skipped += 1
+            else:
+                todo.append((store, cell))
+    summary.stores = [str(s.path) for s in stores.values()]
+    if not todo:
+        summary.elapsed_s = time.perf_counter() - began
+        if stream is not None:
+            stream.write(summary.text() + "\n")
+        return summary
+
+    ex = make_executor(executor, address=address)
+    progress = Progress(len(todo), stream)
+    try:
+        ex.start(sorted({cell.backend for _, cell in todo}))
+        driver = driver_env(ex.name)
+        _drive(ex, todo, stores, driver, progress, summary, retry_errors)
+    finally:
+        ex.close()
+        for store in stores.values():
+            store.release_all()
+    summary.elapsed_s = time.perf_counter() - began
+    if stream is not None:
+        stream.write(summary.text() + "\n")
+        stream.flush()
+    return summary
+
+
+def _drive(
+    ex: Any,
+    todo: deque[tuple[Store, Cell]],
+    stores: dict[str, Store],
+    driver: dict[str, Any],
+    progress: Progress,
+    summary: Summary,
+    retry_errors: bool,
+) -> None:
+    """Submit cells as capacity allows, collect results, write records.
+
+    Round one claims cells without waiting; cells another driver holds are
+    deferred to round two, which waits for their claims and skips those that the
+    other driver has stored meanwhile.
+    """
+
+    def skip() -> None:
+        summary.skipped += 1
+        progress.total -= 1
+
+    def fill(queue: deque, deferred: deque, wait: bool, in_flight: int) -> int:
+        while queue and in_flight < ex.capacity:
+            store, cell = queue.popleft()
+            store.refresh()
+            if store.done(cell.key, retry_errors):
+                skip()
+                continue
+            if not store.claim(cell.key, wait=wait):
+                deferred.append((store, cell))
+                continue
+            store.refresh()  # another driver may have stored it before we claimed it
+            if store.done(cell.key, retry_errors):
+                store.release(cell.key)
+                skip()
+                continue
+            progress.running(cell)
+            ex.submit([cell])
+            in_flight += 1
+        return in_flight
+
+    wait = False
+    while todo:
+        deferred: deque[tuple[Store, Cell]] = deque()
+        in_flight = fill(todo, deferred, wait, 0)
+        for cell, result in ex.results():
+            in_flight -= 1
+            store = stores[cell.grid]
+            record = make_record(cell, result, driver)
+            if store.append(record, retry_errors):
+                summary.records.append(record)
+                summary.counts[record["status"]] += 1
+                if record["status"] == "error":
+                    summary.failures.append((cell.key, cell.label(), record.get("error") or ""))
+            else:
+                summary.skipped += 1
+            store.release(cell.key)
+            progress.finished(cell, record)
+            in_flight = fill(todo, deferred, wait, in_flight)
+        todo, wait = deferred, True

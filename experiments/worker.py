@@ -1,0 +1,395 @@
+"""Worker processes: each holds exactly one backend and runs cells in it.
+
+The driver never imports a framework. ``WorkerProcess`` starts
+``python -m experiments.worker BACKEND RFD WFD``, a process of its own that loads
+the backend once (``experiments.backend.load_backend``), then answers messages:
+pickled ``(tag, payload)`` tuples, length-prefixed, over two pipes (the worker's
+stdout and stderr go to a log file, so a library's printing cannot break the
+protocol). JAX workers start with ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` so that
+their memory readings mean something.
+
+A worker that dies (a segfault, the kernel's OOM killer) or hangs past the
+cell's ``timeout_s`` is killed and its cell recorded (``oom`` when the kernel
+counted an OOM kill meanwhile, else ``error`` with the end of the worker's log);
+the next cell gets a fresh worker.
+
+Test-only backends: ``SEQBENCH_TEST_BACKENDS="name=module,..."`` adds backends
+under new names for the test suite (``tests/_driver_helpers.py``); it can never
+replace ``torch`` or ``jax``, so it is no fallback for them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from experiments.backend import BACKENDS
+from experiments.errors import UserError
+
+TEST_BACKENDS_ENV = "SEQBENCH_TEST_BACKENDS"
+_HEADER = struct.Struct("!Q")
+LOG_TAIL_CHARS = 2000
+CELL_MARK = "--- cell "
+
+
+def backend_modules() -> dict[str, str]:
+    """Backend name -> module: ``experiments.backend.BACKENDS`` plus test-only additions."""
+    modules = dict(BACKENDS)
+    for item in os.environ.get(TEST_BACKENDS_ENV, "").split(","):
+        name, _, module = item.strip().partition("=")
+        if name and module and name not in modules:
+            modules[name] = module
+    return modules
+
+
+def worker_env(backend: str) -> dict[str, str]:
+    """Environment variables a worker for ``backend`` starts with (on top of the driver's)."""
+    env = {"PYTHONUNBUFFERED": "1"}
+    if backend == "jax":
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    return env
+
+
+# -- inside a worker --------------------------------------------------------------------
+
+_loaded: dict[str, Any] = {}
+
+
+def load_named_backend(name: str) -> Any:
+    """The backend object, imported once per process; a second, different backend is refused."""
+    if name in _loaded:
+        return _loaded[name]
+    if _loaded:
+        raise RuntimeError(f"this process already holds the {next(iter(_loaded))!r} backend; {name!r} needs its own")
+    for key, value in worker_env(name).items():
+        os.environ.setdefault(key, value)
+    modules = backend_modules()
+    if name in BACKENDS:
+        from experiments.backend import load_backend
+
+        backend = load_backend(name)
+    elif name in modules:
+        try:
+            backend = importlib.import_module(modules[name]).BACKEND
+        except (ImportError, AttributeError) as exc:
+            raise UserError("backend", f"{name} cannot load ({exc})", f"check {TEST_BACKENDS_ENV}") from exc
+    else:
+        raise UserError("backend", f"unknown backend {name!r}", f"use one of {', '.join(modules)}")
+    _loaded[name] = backend
+    return backend
+
+
+_described: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def _describe(backend: Any, device: str, precision: str) -> dict[str, Any]:
+    key = (device, precision)
+    if key not in _described:
+        from experiments.envinfo import host_env
+
+        try:
+            info = dict(backend.describe(device, precision))
+        except Exception as exc:  # a describe failure must not lose the cell
+            info = {"describe_error": f"{type(exc).__name__}: {exc}"}
+        _described[key] = {**host_env(), "backend": getattr(backend, "name", None), **info}
+    return _described[key]
+
+
+def _error_text(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return (text[:LOG_TAIL_CHARS] + where).replace("\n", " | ")
+
+
+def execute(backend: Any, cell: Any) -> dict[str, Any]:
+    """Run one cell in this process: ``{status, path, metrics, error, worker_env}``; never raises
+    for the cell's own failures (they become its status)."""
+    import gc
+
+    from experiments.cells import CellResult, get_kind, is_oom, jsonable
+
+    started = time.perf_counter()
+    try:
+        kind = get_kind(cell.kind)
+        out = kind.fn(backend, cell)
+        result = out if isinstance(out, CellResult) else CellResult(metrics=dict(out))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # the cell's failure is its result
+        traceback.print_exc()
+        status = "oom" if is_oom(exc) else "nan" if isinstance(exc, FloatingPointError) else "error"
+        result = CellResult(metrics={}, status=status, error=_error_text(exc))
+    finally:
+        gc.collect()
+    return {
+        "status": result.status,
+        "path": result.path,
+        "metrics": jsonable(result.metrics),
+        "error": result.error,
+        "worker_env": _describe(backend, cell.device, cell.precision),
+        "cell_s": time.perf_counter() - started,
+    }
+
+
+def _send(fd: int, obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    chunks, left = [], n
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _recv(fd: int) -> Any:
+    head = _read_exact(fd, _HEADER.size)
+    if head is None:
+        raise EOFError
+    body = _read_exact(fd, _HEADER.unpack(head)[0])
+    if body is None:
+        raise EOFError
+    return pickle.loads(body)
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit when the driver is gone (kill -9 of the driver leaves no stray worker computing)."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def serve(backend_name: str, rfd: int, wfd: int, parent: int) -> None:
+    """The worker's main loop."""
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    try:
+        backend = load_named_backend(backend_name)
+        from experiments.cells import load_kinds
+
+        load_kinds()
+    except UserError as exc:
+        _send(wfd, ("user_error", (exc.field, exc.problem, exc.fix)))
+        return
+    except BaseException as exc:
+        traceback.print_exc()
+        _send(wfd, ("load_error", _error_text(exc)))
+        return
+    _send(wfd, ("ready", {"pid": os.getpid(), "backend": backend_name}))
+    while True:
+        try:
+            tag, payload = _recv(rfd)
+        except EOFError:
+            return
+        if tag == "stop":
+            return
+        if tag == "run":
+            print(f"{CELL_MARK}{payload.key}: {payload.label()}", file=sys.stderr, flush=True)
+            _send(wfd, ("result", execute(backend, payload)))
+        elif tag == "call":  # (function path, args): for tools such as benchmarks/driver_overhead.py
+            module, _, func = payload[0].rpartition(".")
+            try:
+                value = getattr(importlib.import_module(module), func)(backend, *payload[1])
+                _send(wfd, ("value", value))
+            except Exception as exc:
+                traceback.print_exc()
+                _send(wfd, ("call_error", _error_text(exc)))
+
+
+# -- the driver's side ---------------------------------------------------------------------
+
+
+def oom_kill_count() -> int | None:
+    """The kernel's count of OOM kills (Linux ``/proc/vmstat``), to tell an OOM death from a crash."""
+    try:
+        with open("/proc/vmstat") as fh:
+            for line in fh:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+class WorkerProcess:
+    """One worker subprocess for one backend, reused across cells."""
+
+    def __init__(self, backend: str, log_dir: str | Path | None = None) -> None:
+        self.backend = backend
+        self._log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="seqbench-workers-"))
+        self.proc: subprocess.Popen | None = None
+        self.log_path: Path | None = None
+        self._rfd = self._wfd = -1
+        self.starts = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = 300.0) -> None:
+        """Start the process and wait until its backend is loaded; a load failure raises
+        ``UserError`` (a person's mistake, e.g. a framework not installed) or ``WorkerDied``."""
+        to_child_r, to_child_w = os.pipe()
+        to_parent_r, to_parent_w = os.pipe()
+        self.starts += 1
+        self.log_path = self._log_dir / f"worker-{self.backend}-{self.starts}.log"
+        env = {**os.environ, **worker_env(self.backend)}
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "experiments.worker",
+                    self.backend,
+                    str(to_child_r),
+                    str(to_parent_w),
+                    str(os.getpid()),
+                ],
+                pass_fds=(to_child_r, to_parent_w),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        os.close(to_child_r)
+        os.close(to_parent_w)
+        self._wfd, self._rfd = to_child_w, to_parent_r
+        tag, payload = self._receive(timeout, what="start")
+        if tag == "user_error":
+            self.close()
+            raise UserError(*payload)
+        if tag != "ready":
+            self.close()
+            raise WorkerDied(f"the {self.backend} worker failed to start: {payload}")
+
+    def _receive(self, timeout: float | None, what: str) -> tuple[str, Any]:
+        ready, _, _ = select.select([self._rfd], [], [], timeout)
+        if not ready:
+            self.kill()
+            raise TimeoutError(f"the {self.backend} worker gave no answer to {what} within {timeout:.0f} s")
+        try:
+            return _recv(self._rfd)
+        except (EOFError, OSError) as exc:
+            code = self.proc.wait(timeout=30) if self.proc else None
+            self.close()
+            raise WorkerDied(self._death(code)) from exc
+
+    def _death(self, code: int | None) -> str:
+        if code is not None and code < 0:
+            try:
+                how = f"killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        else:
+            how = f"exited with status {code}"
+        tail = self.log_tail()
+        return f"the {self.backend} worker {how}" + (f"; its log ends: {tail}" if tail else "")
+
+    def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
+        """The end of the worker's log since the last cell began."""
+        try:
+            text = self.log_path.read_text(errors="replace") if self.log_path else ""
+        except OSError:
+            return ""
+        cut = text.rfind(CELL_MARK)
+        if cut >= 0:
+            text = text[cut:].partition("\n")[2]
+        return text[-chars:].strip().replace("\n", " | ")
+
+    def run(self, cell: Any, timeout: float | None = None) -> dict[str, Any]:
+        """The cell's result; a worker death or a timeout becomes the cell's result too."""
+        if not self.alive:
+            self.start()
+        ooms = oom_kill_count()
+        started = time.perf_counter()
+        try:
+            _send(self._wfd, ("run", cell))
+            tag, payload = self._receive(timeout, what=f"cell {cell.key}")
+        except TimeoutError as exc:
+            return _failure("error", f"timed out: {exc}", started)
+        except (WorkerDied, BrokenPipeError) as exc:
+            after = oom_kill_count()
+            oom = ooms is not None and after is not None and after > ooms
+            return _failure("oom" if oom else "error", str(exc), started)
+        assert tag == "result", tag
+        return payload
+
+    def call(self, function: str, *args: Any, timeout: float | None = None) -> Any:
+        """Run ``function(backend, *args)`` (a dotted path) in the worker and return its value."""
+        if not self.alive:
+            self.start()
+        _send(self._wfd, ("call", (function, args)))
+        tag, payload = self._receive(timeout, what=function)
+        if tag != "value":
+            raise RuntimeError(f"{function} failed in the {self.backend} worker: {payload}")
+        return payload
+
+    def stop(self) -> None:
+        if self.alive:
+            try:
+                _send(self._wfd, ("stop", None))
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.kill()
+        self.close()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+            self.proc.wait()
+        self.close()
+
+    def close(self) -> None:
+        for fd in (self._rfd, self._wfd):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._rfd = self._wfd = -1
+
+
+def _failure(status: str, message: str, started: float) -> dict[str, Any]:
+    return {
+        "status": status,
+        "path": None,
+        "metrics": {},
+        "error": message,
+        "worker_env": None,
+        "cell_s": time.perf_counter() - started,
+    }
+
+
+if __name__ == "__main__":
+    from experiments.worker import serve as _serve
+
+    _serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
