@@ -1,0 +1,147 @@
+"""JAX recurrent training step against torch's ``nn.RNN/LSTM/GRU``, back to back in one process.
+
+One step = forward, classification loss on the final hidden state, backward and
+Adam, on full-length float32 sequences (input 32). JAX runs ``jax_impl``'s backend
+(``train_step``: one jitted, donated step, fast ``scan`` path); torch runs its own
+module and ``torch.optim.Adam``. Each side: warm-up, then the median of at least
+``--steps`` steps, each synchronised (``block_until_ready``), timed alternately.
+
+    python benchmarks/recurrent_step.py --quick
+    python benchmarks/recurrent_step.py --cells lstm --hidden 128 256 --seq-len 100 --batch 32
+
+Prints one line per cell and the ratio jax/torch (below 1: JAX is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax_impl
+from experiments.backend import Batch
+from experiments.spec import OptimizerSpec, make_spec
+
+INPUT = 32
+QUICK = [("lstm", 128, 100, 32), ("gru", 128, 100, 32), ("rnn", 128, 100, 32), ("lstm", 256, 100, 32)]
+
+
+def jax_stepper(cell: str, hidden: int, seq_len: int, batch: int, unroll: int | None):
+    import jax
+
+    from jax_impl.recurrent import RecurrentModel
+
+    be = jax_impl.BACKEND
+    spec = make_spec(cell, input_size=INPUT, hidden_size=hidden, head_kind="classify", head_out=2)
+    params = spec.init_params(0)
+    if unroll is None:
+        model = be.build(spec, params, precision="float32")
+    else:
+        model = RecurrentModel(spec, params, precision="float32", path="scan", unroll=unroll)
+    state = be.make_train_state(model, OptimizerSpec(name="adam", lr=1e-3))
+    rng = np.random.default_rng(0)
+    batches = [
+        be.prepare_batch(
+            state,
+            Batch(
+                x=rng.standard_normal((batch, seq_len, INPUT)).astype(np.float32),
+                lengths=np.full(batch, seq_len, dtype=np.int64),
+                y=rng.integers(0, 2, batch),
+            ),
+        )
+        for _ in range(2)
+    ]
+    counter = itertools.count()
+
+    def step() -> None:
+        jax.block_until_ready(be.train_step(state, batches[next(counter) % 2]))
+
+    return step
+
+
+def torch_stepper(cell: str, hidden: int, seq_len: int, batch: int):
+    import torch
+
+    torch.manual_seed(0)
+    rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
+    rnn = rnn_cls(INPUT, hidden, batch_first=True)
+    head = torch.nn.Linear(hidden, 2)
+    params = [*rnn.parameters(), *head.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3)
+    rng = np.random.default_rng(0)
+    batches = [
+        (
+            torch.from_numpy(rng.standard_normal((batch, seq_len, INPUT)).astype(np.float32)),
+            torch.from_numpy(rng.integers(0, 2, batch)),
+        )
+        for _ in range(2)
+    ]
+    counter = itertools.count()
+
+    def step() -> None:
+        x, y = batches[next(counter) % 2]
+        opt.zero_grad(set_to_none=True)
+        _, h = rnn(x)
+        h_n = h[0] if cell == "lstm" else h
+        loss = torch.nn.functional.cross_entropy(head(h_n[-1]), y)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def timed(step, n: int) -> float:
+    t0 = time.perf_counter()
+    step()
+    return time.perf_counter() - t0
+
+
+def measure(cell: str, hidden: int, seq_len: int, batch: int, steps: int, warmup: int, unroll: int | None):
+    j, t = jax_stepper(cell, hidden, seq_len, batch, unroll), torch_stepper(cell, hidden, seq_len, batch)
+    for _ in range(warmup):
+        j()
+        t()
+    jt, tt = [], []
+    for i in range(steps):  # alternate, so that drift in the machine hits both sides alike
+        jt.append(timed(j, i))
+        tt.append(timed(t, i))
+    return statistics.median(jt), statistics.median(tt)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help=f"only {QUICK}")
+    ap.add_argument("--cells", nargs="+", default=["lstm", "gru", "rnn"])
+    ap.add_argument("--hidden", nargs="+", type=int, default=[128, 256, 512, 1024])
+    ap.add_argument("--seq-len", nargs="+", type=int, default=[100, 500])
+    ap.add_argument("--batch", nargs="+", type=int, default=[32, 128])
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per side (>= 20 for a reported figure)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--unroll", type=int, default=None, help="override the scan's unroll (default: the model's)")
+    args = ap.parse_args(argv)
+
+    import jax
+    import torch
+
+    grid = QUICK if args.quick else list(itertools.product(args.cells, args.hidden, args.seq_len, args.batch))
+    print(
+        f"# jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__}, "
+        f"torch threads {torch.get_num_threads()}, float32, input {INPUT}, Adam; median of {args.steps} steps"
+    )
+    print(f"{'cell':<5} {'H':>5} {'T':>4} {'B':>4} {'jax ms':>9} {'torch ms':>9} {'jax/torch':>9}")
+    for cell, hidden, seq_len, batch in grid:
+        j, t = measure(cell, hidden, seq_len, batch, args.steps, args.warmup, args.unroll)
+        row = f"{cell:<5} {hidden:>5} {seq_len:>4} {batch:>4} {j * 1e3:>9.2f} {t * 1e3:>9.2f} {j / t:>9.2f}"
+        print(row, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""JAX/Flax NNX twins of the seqbench models, and the JAX backend.
+
+Importing this package turns on float64 (``jax_enable_x64``), so that the float64
+precision is real; every array and ``nnx.Param`` here carries an explicit dtype.
+It also turns off XLA's GPU memory preallocation (unless set), so that memory
+readings mean something.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+from jax_impl.attention_lstm import AttentionLSTMModel  # noqa: E402
+from jax_impl.backend import JaxBackend  # noqa: E402
+from jax_impl.recurrent import RecurrentModel  # noqa: E402
+from jax_impl.transformer import TransformerModel  # noqa: E402
+
+# arch name -> NNX module class; keys exactly experiments.spec.ARCHITECTURES.
+MODELS = {
+    "rnn": RecurrentModel,
+    "lstm": RecurrentModel,
+    "gru": RecurrentModel,
+    "bilstm": RecurrentModel,
+    "attention_lstm": AttentionLSTMModel,
+    "transformer": TransformerModel,
+}
+
+BACKEND = JaxBackend()
+
+__all__ = ["BACKEND", "MODELS", "AttentionLSTMModel", "JaxBackend", "RecurrentModel", "TransformerModel"]

@@ -1,0 +1,404 @@
+"""RNN (tanh), LSTM, GRU, uni- or bidirectional, stacked: the math of ``experiments/spec/recurrent.py``.
+
+Parameters are torch's, unmerged: ``weight_ih`` (G*H, in), ``weight_hh`` (G*H, H),
+``bias_ih`` and ``bias_hh`` (G*H,), gate blocks i, f, g, o (LSTM) and r, z, n (GRU,
+reset applied to ``W_hn h + b_hn``). Keeping both biases matters: an optimizer step
+on Flax's merged bias moves differently from torch's pair.
+
+Execution paths (``execution_path``):
+
+- ``scan``: the input projection of every step in one matmul before the recurrence,
+  then ``lax.scan`` with only the hidden matmul and the fused gate math inside.
+  Its backward pass is a hand-written reverse scan (``jax.custom_vjp``) that keeps
+  the per-step work to one matmul (dgates @ W_hh) and computes dW_hh afterwards as
+  one large matmul over all steps, instead of accumulating it step by step.
+- ``reference``: a plain scan, projection inside the step, differentiated by JAX
+  itself. The control the fast path is tested against.
+- ``cudnn`` (``jax.experimental.rnn``) is not provided: asking for it (``path="on"``)
+  raises ``PathUnavailable``; ``auto`` is ``scan``.
+
+Ragged batches: a step t >= length keeps the carry and outputs zero; the reverse
+direction reverses each sequence within its own length (an index gather), runs
+forward and is un-reversed, so final states are those at each sequence's length.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from experiments.errors import PathUnavailable
+from experiments.spec.recurrent import EncoderFields, RecurrentSpec, encoder_schema
+from jax_impl.layers import (
+    Array,
+    KeyStream,
+    Linear,
+    Params,
+    dropout,
+    dtype_of,
+    head_forward,
+    load_params,
+    matmul_precision,
+    param,
+    param_arrays,
+    step_mask,
+)
+
+PATHS = ("scan", "reference")
+# lax.scan unroll of the fast path: measured on a 2-core CPU (benchmarks/recurrent_step.py).
+DEFAULT_UNROLL = 4
+
+
+def resolve_path(requested: str, cell: str, precision: str, device: str) -> str:
+    """``auto`` -> scan; ``off`` -> reference; ``on`` -> cudnn, which this backend does not provide."""
+    if requested in PATHS:
+        return requested
+    if requested == "auto":
+        return "scan"
+    if requested == "off":
+        return "reference"
+    if requested in ("on", "cudnn"):
+        where = "on a CUDA device" if device == "cuda" else "on CPU"
+        raise PathUnavailable(
+            f"cudnn path for {cell} ({precision}) {where}: jax_impl provides no cuDNN recurrent path; "
+            "use path='auto' (scan) or 'off' (reference)"
+        )
+    raise ValueError(f"unknown path {requested!r}")
+
+
+# -- cell math ---------------------------------------------------------------------
+def _cell(cell: str, a: Array, r: Array, h: Array, c: Array) -> tuple[Array, Array, Array]:
+    """One step from a = W_ih x + b_ih and r = W_hh h + b_hh: (h_new, c_new, gates)."""
+    hidden = h.shape[-1]
+    if cell == "rnn":
+        h_new = jnp.tanh(a + r)
+        return h_new, c, h_new
+    if cell == "lstm":
+        z = a + r
+        i = jax.nn.sigmoid(z[:, :hidden])
+        f = jax.nn.sigmoid(z[:, hidden : 2 * hidden])
+        g = jnp.tanh(z[:, 2 * hidden : 3 * hidden])
+        o = jax.nn.sigmoid(z[:, 3 * hidden :])
+        c_new = f * c + i * g
+        h_new = o * jnp.tanh(c_new)
+        return h_new, c_new, jnp.concatenate([i, f, g, o], axis=-1)
+    if cell == "gru":
+        rg = jax.nn.sigmoid(a[:, :hidden] + r[:, :hidden])
+        zg = jax.nn.sigmoid(a[:, hidden : 2 * hidden] + r[:, hidden : 2 * hidden])
+        n = jnp.tanh(a[:, 2 * hidden :] + rg * r[:, 2 * hidden :])
+        h_new = (1.0 - zg) * n + zg * h
+        return h_new, c, jnp.concatenate([rg, zg, n], axis=-1)
+    raise ValueError(f"unknown cell {cell!r}")
+
+
+# -- reference path ----------------------------------------------------------------
+def _reference_direction(
+    cell: str, x: Array, w_ih: Array, w_hh: Array, b_ih: Array, b_hh: Array, mask: Array
+) -> tuple[Array, Array, Array, Array]:
+    """x (T, B, I), mask (T, B, 1) -> outputs (T, B, H), h_T, c_T, gates (T, B, G*H)."""
+    batch, hidden = x.shape[1], w_hh.shape[1]
+    zeros = jnp.zeros((batch, hidden), x.dtype)
+
+    def step(carry, inp):
+        h, c = carry
+        x_t, m = inp
+        a = x_t @ w_ih.T + b_ih
+        r = h @ w_hh.T + b_hh
+        h_new, c_new, gates = _cell(cell, a, r, h, c)
+        carry = (jnp.where(m, h_new, h), jnp.where(m, c_new, c))
+        return carry, (jnp.where(m, h_new, 0.0), jnp.where(m, gates, 0.0))
+
+    (h_t, c_t), (ys, gates) = jax.lax.scan(step, (zeros, zeros), (x, mask))
+    return ys, h_t, c_t, gates
+
+
+# -- fast path -----------------------------------------------------------------------
+def _fast_forward(cell: str, unroll: int, xp: Array, w_t: Array, b_hn: Array, mask: Array):
+    """The recurrence over pre-projected inputs ``xp`` (T, B, G*H), every bias but b_hn folded in.
+
+    Returns outputs (T, B, H), final (h, c), and the residuals the backward scan reads.
+    """
+    batch, hidden = xp.shape[1], w_t.shape[0]
+    zeros = jnp.zeros((batch, hidden), xp.dtype)
+
+    def step(carry, inp):
+        h, c = carry
+        xp_t, m = inp
+        r = h @ w_t
+        if cell == "lstm":
+            z = xp_t + r
+            i = jax.nn.sigmoid(z[:, :hidden])
+            f = jax.nn.sigmoid(z[:, hidden : 2 * hidden])
+            g = jnp.tanh(z[:, 2 * hidden : 3 * hidden])
+            o = jax.nn.sigmoid(z[:, 3 * hidden :])
+            c_new = f * c + i * g
+            tc = jnp.tanh(c_new)
+            h_new = o * tc
+            acts = jnp.concatenate([i, f, g, o], axis=-1)
+            res = (acts, h, c, tc)
+        elif cell == "gru":
+            hn = r[:, 2 * hidden :] + b_hn
+            rg = jax.nn.sigmoid(xp_t[:, :hidden] + r[:, :hidden])
+            zg = jax.nn.sigmoid(xp_t[:, hidden : 2 * hidden] + r[:, hidden : 2 * hidden])
+            n = jnp.tanh(xp_t[:, 2 * hidden :] + rg * hn)
+            h_new = n + zg * (h - n)
+            c_new = c
+            acts = jnp.concatenate([rg, zg, n], axis=-1)
+            res = (acts, h, hn)
+        else:
+            h_new = jnp.tanh(xp_t + r)
+            c_new = c
+            acts = h_new
+            res = (acts, h)
+        carry = (jnp.where(m, h_new, h), jnp.where(m, c_new, c) if cell == "lstm" else c)
+        return carry, (jnp.where(m, h_new, 0.0), res)
+
+    (h_t, c_t), (ys, res) = jax.lax.scan(step, (zeros, zeros), (xp, mask), unroll=unroll)
+    return ys, h_t, c_t, res
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _fast_recur(cell: str, unroll: int, xp: Array, w_t: Array, b_hn: Array, mask: Array):
+    ys, h_t, c_t, _ = _fast_forward(cell, unroll, xp, w_t, b_hn, mask)
+    return ys, h_t, c_t
+
+
+def _fast_recur_fwd(cell, unroll, xp, w_t, b_hn, mask):
+    ys, h_t, c_t, res = _fast_forward(cell, unroll, xp, w_t, b_hn, mask)
+    return (ys, h_t, c_t), (res, w_t, mask)
+
+
+def _fast_recur_bwd(cell, unroll, saved, cts):
+    res, w_t, mask = saved
+    d_ys, d_ht, d_ct = cts
+    hidden = w_t.shape[0]
+    w = w_t.T  # (H, G*H) -> (G*H, H): dgates @ W_hh, transposed once outside the loop
+    one = jnp.ones((), w_t.dtype)
+
+    def step(carry, inp):
+        dh, dc = carry
+        dy, m, r = inp
+        dh_new = jnp.where(m, dh + dy, 0.0)
+        dh_pass = jnp.where(m, 0.0, dh)
+        if cell == "lstm":
+            acts, _, c_prev, tc = r
+            i, f = acts[:, :hidden], acts[:, hidden : 2 * hidden]
+            g, o = acts[:, 2 * hidden : 3 * hidden], acts[:, 3 * hidden :]
+            dc_new = jnp.where(m, dc, 0.0) + dh_new * o * (one - tc * tc)
+            dz = jnp.concatenate(
+                [
+                    dc_new * g * i * (one - i),
+                    dc_new * c_prev * f * (one - f),
+                    dc_new * i * (one - g * g),
+                    dh_new * tc * o * (one - o),
+                ],
+                axis=-1,
+            )
+            dh_prev = dz @ w + dh_pass
+            dc_prev = dc_new * f + jnp.where(m, 0.0, dc)
+            return (dh_prev, dc_prev), (dz, dz[:, :0])
+        if cell == "gru":
+            acts, h_prev, hn = r
+            rg, zg, n = acts[:, :hidden], acts[:, hidden : 2 * hidden], acts[:, 2 * hidden :]
+            dn = dh_new * (one - zg)
+            dan = dn * (one - n * n)
+            drg = dan * hn
+            dzg = dh_new * (h_prev - n)
+            dxp = jnp.concatenate([drg * rg * (one - rg), dzg * zg * (one - zg), dan], axis=-1)
+            drn = dan * rg
+            drh = jnp.concatenate([dxp[:, : 2 * hidden], drn], axis=-1)
+            dh_prev = drh @ w + dh_new * zg + dh_pass
+            return (dh_prev, dc), (dxp, drn)
+        (acts, _) = r
+        da = dh_new * (one - acts * acts)
+        return (da @ w + dh_pass, dc), (da, da[:, :0])
+
+    _, (dxp, drn) = jax.lax.scan(step, (d_ht, d_ct), (d_ys, mask, res), reverse=True, unroll=unroll)
+    h_prev = res[1]
+    if cell == "gru":
+        drh = jnp.concatenate([dxp[..., : 2 * hidden], drn], axis=-1)
+        d_bhn = jnp.sum(drn, axis=(0, 1))
+    else:
+        drh = dxp
+        d_bhn = jnp.zeros((0,), w_t.dtype)
+    d_wt = jnp.einsum("tbh,tbg->hg", h_prev, drh)
+    return dxp, d_wt, d_bhn, None
+
+
+_fast_recur.defvjp(_fast_recur_fwd, _fast_recur_bwd)
+
+
+def _fast_direction(
+    cell: str,
+    unroll: int,
+    x: Array,
+    w_ih: Array,
+    w_hh: Array,
+    b_ih: Array,
+    b_hh: Array,
+    mask: Array,
+    want_gates: bool,
+) -> tuple[Array, Array, Array, Array | None]:
+    """x (B, T, I) batch-first, mask (T, B, 1) -> outputs (T, B, H), h_T, c_T, gates."""
+    hidden = w_hh.shape[1]
+    if cell == "gru":  # b_hr and b_hz fold into the projection; b_hn stays inside r * (...)
+        folded = b_ih + jnp.concatenate([b_hh[: 2 * hidden], jnp.zeros_like(b_hh[2 * hidden :])])
+        b_hn = b_hh[2 * hidden :]
+    else:
+        folded = b_ih + b_hh
+        b_hn = jnp.zeros((0,), w_hh.dtype)
+    xp = jnp.einsum("bti,gi->tbg", x, w_ih) + folded  # every step's input projection, one matmul
+    w_t = w_hh.T
+    if want_gates:  # forward only (extras): the same forward, residuals kept
+        ys, h_t, c_t, res = _fast_forward(cell, unroll, xp, w_t, b_hn, mask)
+        return ys, h_t, c_t, jnp.where(mask, res[0], 0.0)
+    ys, h_t, c_t = _fast_recur(cell, unroll, xp, w_t, b_hn, mask)
+    return ys, h_t, c_t, None
+
+
+# -- the encoder ----------------------------------------------------------------------
+def reverse_index(lengths: Array, seq_len: int) -> Array:
+    """(B, T) index reversing each sequence within its own length (padded steps stay put)."""
+    t = jnp.arange(seq_len)[None, :]
+    return jnp.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
+
+
+def encoder_apply(
+    enc: EncoderFields,
+    cell: str,
+    p: Params,
+    x: Array,
+    lengths: Array,
+    *,
+    path: str,
+    keys: KeyStream,
+    want_gates: bool = False,
+    unroll: int = DEFAULT_UNROLL,
+    prefix: str = "rnn.",
+) -> dict[str, Any]:
+    """outputs (B, T, D*H) zero at padded steps; h_n, c_n (L*D, B, H); gates (L*D, B, T, G*H) or None."""
+    seq_len = x.shape[1]
+    dirs = 2 if enc.bidirectional else 1
+    mask = step_mask(lengths, seq_len).T[:, :, None]  # (T, B, 1)
+    rev = reverse_index(lengths, seq_len)[:, :, None] if dirs == 2 else None
+    inp = x
+    h_n, c_n, gates = [], [], []
+    for layer in range(enc.num_layers):
+        outs = []
+        for d, sfx in enumerate(("", "_reverse")[:dirs]):
+            names = [f"{prefix}{k}_l{layer}{sfx}" for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            w_ih, w_hh, b_ih, b_hh = (p[n] for n in names)
+            xin = inp if d == 0 else jnp.take_along_axis(inp, rev, axis=1)
+            if path == "reference":
+                ys, h_t, c_t, g = _reference_direction(cell, jnp.swapaxes(xin, 0, 1), w_ih, w_hh, b_ih, b_hh, mask)
+            else:
+                ys, h_t, c_t, g = _fast_direction(cell, unroll, xin, w_ih, w_hh, b_ih, b_hh, mask, want_gates)
+            ys = jnp.swapaxes(ys, 0, 1)  # (B, T, H)
+            if d == 1:
+                ys = jnp.take_along_axis(ys, rev, axis=1)
+            outs.append(ys)
+            h_n.append(h_t)
+            c_n.append(c_t)
+            if want_gates:
+                g = jnp.swapaxes(g, 0, 1)
+                gates.append(jnp.take_along_axis(g, rev, axis=1) if d == 1 else g)
+        inp = outs[0] if dirs == 1 else jnp.concatenate(outs, axis=-1)
+        if layer < enc.num_layers - 1:
+            inp = dropout(inp, enc.dropout, keys.next())
+    return {
+        "outputs": inp,
+        "h": jnp.stack(h_n),
+        "c": jnp.stack(c_n) if cell == "lstm" else None,
+        "gates": jnp.stack(gates) if want_gates else None,
+    }
+
+
+def pooled_final(enc: EncoderFields, h_n: Array) -> Array:
+    """The last layer's final h of each direction, concatenated (forward, reverse)."""
+    dirs = 2 if enc.bidirectional else 1
+    last = h_n[-dirs:]
+    return jnp.concatenate(list(last), axis=-1) if dirs == 2 else last[0]
+
+
+def recurrent_apply(
+    spec: RecurrentSpec,
+    p: Params,
+    x: Array,
+    lengths: Array,
+    *,
+    path: str,
+    train: bool = False,
+    key: Array | None = None,
+    return_extras: bool = False,
+    unroll: int = DEFAULT_UNROLL,
+) -> dict[str, Any]:
+    keys = KeyStream(key if train else None)
+    enc = encoder_apply(spec, spec.cell, p, x, lengths, path=path, keys=keys, want_gates=return_extras, unroll=unroll)
+    pooled = pooled_final(spec, enc["h"])
+    logits = head_forward(p, enc["outputs"] if spec.head.per_step else pooled)
+    final = {"h": enc["h"]}
+    if enc["c"] is not None:
+        final["c"] = enc["c"]
+    extras = {"gates": enc["gates"]} if return_extras else {}
+    return {"outputs": enc["outputs"], "pooled": pooled, "logits": logits, "final_states": final, "extras": extras}
+
+
+# -- NNX modules ------------------------------------------------------------------------
+class EncoderParams(nnx.Module):
+    """torch's ``nn.RNN/LSTM/GRU`` parameters under their own names (``weight_ih_l0``, ...)."""
+
+    def __init__(self, enc: EncoderFields, cell: str, dtype: Any) -> None:
+        for name, shape in encoder_schema(enc, cell, prefix="").items():
+            setattr(self, name, param(np.zeros(shape), dtype))
+
+
+class RecurrentModel(nnx.Module):
+    """``rnn``, ``lstm``, ``gru``, ``bilstm``: an encoder and a linear head.
+
+    ``model(x, lengths)`` returns a dict: outputs, pooled, logits, final_states, extras.
+    """
+
+    def __init__(
+        self,
+        spec: RecurrentSpec,
+        params: dict[str, np.ndarray] | None = None,
+        *,
+        precision: str = "float32",
+        path: str = "auto",
+        device: str = "cpu",
+        unroll: int = DEFAULT_UNROLL,
+    ) -> None:
+        dtype = dtype_of(precision)
+        self.spec = spec
+        self.precision = precision
+        self.device = device
+        self.path = resolve_path(path, spec.cell, precision, device)
+        self.unroll = int(unroll)
+        self.rnn = EncoderParams(spec, spec.cell, dtype)
+        self.head = Linear(spec.head_features(), spec.head.out_size, dtype)
+        load_params(self, spec.init_params(0) if params is None else params, dtype)
+
+    def static_key(self) -> tuple:
+        return (type(self).__name__, self.spec, self.precision, self.path, self.unroll)
+
+    def pure(self, *, train: bool = False, return_extras: bool = False):
+        """A pure function ``(params, x, lengths, key) -> dict`` of this model's static config."""
+        return partial(
+            _pure_call, recurrent_apply, self.spec, self.precision, self.path, self.unroll, train, return_extras
+        )
+
+    def __call__(self, x: Array, lengths: Array, *, train: bool = False, key: Array | None = None,
+                 return_extras: bool = False) -> dict[str, Any]:  # fmt: skip
+        return self.pure(train=train, return_extras=return_extras)(param_arrays(self), x, lengths, key)
+
+
+def _pure_call(apply, spec, precision, path, unroll, train, return_extras, params, x, lengths, key):
+    with matmul_precision(precision):
+        return apply(
+            spec, params, x, lengths, path=path, train=train, key=key, return_extras=return_extras, unroll=unroll
+        )
