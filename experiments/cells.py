@@ -362,7 +362,6 @@ def bench_cell(backend: Any, cell: Cell) -> CellResult:
     flops = int(spec.train_step_flops(batch, seq_len))
     median = timing.stats.median
     flops_per_s = flops / median if median > 0 else None
-    attention_path = "reference" if path in ("reference", "aten", "scan", "cudnn", "numpy") else path
     metrics = {
         "step_s_median": median,
         "step_s_iqr": timing.stats.iqr,
@@ -377,7 +376,7 @@ def bench_cell(backend: Any, cell: Cell) -> CellResult:
         "examples_per_s": batch / median if median > 0 else None,
         "tokens_per_s": batch * seq_len / median if median > 0 else None,
         "param_count": int(spec.param_count()),
-        "stored_activations": int(spec.stored_activations(batch, seq_len, attention_path=attention_path)),
+        "stored_activations": int(spec.stored_activations(batch, seq_len, attention_path=path or "reference")),
         "step_s_mean": timing.stats.mean,
         "step_s_min": timing.stats.min,
         "timed_steps": timing.stats.n,

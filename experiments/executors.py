@@ -18,6 +18,8 @@ iterator of ``(cell, result)`` as they finish) and ``close()``.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -31,9 +33,9 @@ EXECUTORS: tuple[str, ...] = ("local", "ray")
 class LocalExecutor:
     name = "local"
 
-    def __init__(self, log_dir: str | None = None) -> None:
+    def __init__(self) -> None:
         self.workers: dict[str, WorkerProcess] = {}
-        self._log_dir = log_dir
+        self._log_dir = tempfile.mkdtemp(prefix="seqbench-workers-")  # worker logs; removed by close()
         self._queue: list[Any] = []
 
     def worker(self, backend: str) -> WorkerProcess:
@@ -63,10 +65,12 @@ class LocalExecutor:
     def capacity(self) -> int:
         return 1
 
-    def close(self) -> None:
+    def close(self, force: bool = False) -> None:
+        """Stop the workers (``force``: kill them at once, e.g. on Ctrl-C) and remove their logs."""
         for w in self.workers.values():
-            w.stop()
+            w.kill() if force else w.stop()
         self.workers.clear()
+        shutil.rmtree(self._log_dir, ignore_errors=True)
 
 
 def _ray_run_cell(cell: Any) -> dict[str, Any]:
@@ -177,7 +181,7 @@ class RayExecutor:
                     result = _failure("oom" if oom else "error", text, started)
                 yield cell, result
 
-    def close(self) -> None:
+    def close(self, force: bool = False) -> None:
         for ref in list(self._pending):
             self.ray.cancel(ref, force=True)
         self._pending.clear()

@@ -257,17 +257,15 @@ class Grid:
             axes.append((key, values))
         return axes
 
-    def _kinds_used(self, axes: list[tuple[str, list[Any]]]) -> list[str]:
-        kinds = [self.spec.kind]
-        for key, values in axes:
-            if key == "kind":
-                kinds = list(values)
-        for ov in self.spec.override:
-            if "kind" in ov.set:
-                kinds.append(ov.set["kind"])
+    def _values_used(self, key: str, axes: list[tuple[str, list[Any]]], default: Any = None) -> list[Any]:
+        """Every value ``key`` takes anywhere in the grid (axes, fixed, overrides)."""
         fixed = _flatten(self.spec.fixed)
-        if "kind" in fixed:
-            kinds = [fixed["kind"]]
+        values = list(dict(axes).get(key, [fixed[key]] if key in fixed else [default]))
+        values += [_flatten(ov.set)[key] for ov in self.spec.override if key in _flatten(ov.set)]
+        return values
+
+    def _kinds_used(self, axes: list[tuple[str, list[Any]]]) -> list[str]:
+        kinds = self._values_used("kind", axes, self.spec.kind)
         for kind in kinds:
             if not isinstance(kind, str) or kind not in load_kinds():
                 raise self._error(
@@ -320,6 +318,13 @@ class Grid:
                     self._check_value(f"override[{i}].when", key, v, types)
             for key, value in _flatten(ov.set).items():
                 self._check_value(f"override[{i}].set", key, value, types)
+        archs = [a for a in self._values_used("arch", axes) if a in ARCHITECTURES]
+        set_anywhere = {k for k, _ in axes} | set(fixed)
+        for ov in self.spec.override:
+            set_anywhere |= set(_flatten(ov.set))
+        for key in sorted(set_anywhere & set(_spec_types())):
+            if archs and not any(key in spec_fields(a) for a in archs):
+                raise self._error(key, f"is not a field of {', '.join(sorted(set(archs)))}", "remove it")
         names = [k for k, _ in axes] + list(fixed)
         for needed in ("arch", "backend"):
             if needed not in names and not any(needed in _flatten(ov.set) for ov in self.spec.override):
@@ -348,10 +353,11 @@ class Grid:
         out: dict[str, Cell] = {}
         for combo in itertools.product(*(values for _, values in axes)):
             values = {**fixed, **dict(zip(keys, combo, strict=True))}
-            if any(_matches(_flatten(ex), values) for ex in self.spec.exclude):
+            defaults = {**CORE_DEFAULTS, "kind": self.spec.kind}
+            if any(_matches(_flatten(ex), values, defaults) for ex in self.spec.exclude):
                 continue
             for ov in self.spec.override:
-                if _matches(_flatten(ov.when), values):
+                if _matches(_flatten(ov.when), values, defaults):
                     values.update(_flatten(ov.set))
             if device is not None:
                 values["device"] = device
@@ -448,9 +454,9 @@ class Grid:
         return Cell.make(self.name, self.claim_ids, config, resources)
 
 
-def _matches(pattern: dict[str, Any], values: dict[str, Any]) -> bool:
+def _matches(pattern: dict[str, Any], values: dict[str, Any], defaults: dict[str, Any]) -> bool:
     for key, want in pattern.items():
-        have = values.get(key, CORE_DEFAULTS.get(key))
+        have = values.get(key, defaults.get(key))
         if isinstance(want, list):
             if have not in want:
                 return False

@@ -204,8 +204,12 @@ def run_grids(
         ex.start(sorted({cell.backend for _, cell in todo}))
         driver = driver_env(ex.name)
         _drive(ex, todo, stores, driver, progress, summary, retry_errors)
-    finally:
+    except BaseException:
+        ex.close(force=True)
+        raise
+    else:
         ex.close()
+    finally:
         for store in stores.values():
             store.release_all()
     summary.elapsed_s = time.perf_counter() - began

@@ -240,6 +240,7 @@ class WorkerProcess:
     """One worker subprocess for one backend, reused across cells."""
 
     def __init__(self, backend: str, log_dir: str | Path | None = None) -> None:
+        """``log_dir``: where the worker's output goes (default: a new temporary folder)."""
         self.backend = backend
         self._log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="seqbench-workers-"))
         self.proc: subprocess.Popen | None = None

@@ -102,6 +102,13 @@ def test_exclude_and_override(tmp_path: Path) -> None:
     assert cells[0].optimizer["lr"] == 1e-3
 
 
+def test_patterns_see_the_file_level_kind(tmp_path: Path) -> None:
+    text = BASE.replace('kind = "bench"', 'kind = "train"') + 'task = "adding"\n'
+    text += '[[override]]\nwhen = { kind = "train", arch = "lstm" }\nset = { steps = 3 }\n'
+    cells = cells_of(tmp_path, text)
+    assert {c.arch: c.settings["steps"] for c in cells} == {"lstm": 3, "transformer": 500}
+
+
 def test_train_cells_take_input_and_head_from_the_task(tmp_path: Path) -> None:
     text = """
 kind = "train"
@@ -193,6 +200,11 @@ BAD = [
     ("a key in axes and fixed", BASE.replace("[fixed]", '[fixed]\narch = "gru"'), "arch"),
     ("odd d_model with sinusoids", BASE.replace("hidden = 32", "hidden = 33"), "d_model"),
     ("bad TOML", "[axes\n", "TOML"),
+    (
+        "a spec field of no architecture in the grid",
+        BASE.replace('"lstm", "transformer"', '"lstm", "gru"') + "num_heads = 2\n",
+        "num_heads",
+    ),
 ]
 
 

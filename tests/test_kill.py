@@ -3,6 +3,7 @@ finished cells; two drivers on one store neither lose nor duplicate records. Rea
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from _driver_helpers import fake_env, read_jsonl, use_fake, write_grid
 
 from experiments.grid import load_grid
@@ -123,3 +125,27 @@ def test_two_drivers_on_one_store(tmp_path: Path, monkeypatch) -> None:
     assert sorted(got) == sorted(keys), "each cell stored exactly once"
     ran = [int(err.split(" cells: ")[1].split(" ok")[0]) if " ok;" in err else 0 for _, err in outs]
     assert sum(ran) == len(keys), outs  # claims split the work: no cell ran twice
+
+
+REAL = importlib.util.find_spec("torch_impl") is not None and importlib.util.find_spec("jax_impl") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL, reason="backends not built")
+def test_real_smoke_resumes_after_kill_9(tmp_path: Path) -> None:
+    """``seqbench run smoke`` on the real backends, killed with SIGKILL after its first record, then finished."""
+    keys = [c.key for c in load_grid("smoke").cells()]
+    store = tmp_path / "r" / "smoke" / "records.jsonl"
+    proc = start_driver(Path("smoke"), tmp_path / "r")
+    wait_for(lambda: lines(store) >= 1, timeout=300)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    first = [r["key"] for r in read_jsonl(store)]
+    proc = start_driver(Path("smoke"), tmp_path / "r")
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert f"{len(first)} already stored" in err
+    records = read_jsonl(store)
+    assert sorted(r["key"] for r in records) == sorted(keys)
+    assert [r["key"] for r in records[: len(first)]] == first
+    assert all(r["status"] == "ok" for r in records), [r.get("error") for r in records]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from pathlib import Path
 
@@ -65,3 +66,21 @@ def test_ray_and_local_agree_on_keys_and_statuses(tmp_path: Path, monkeypatch) -
     assert any(r["kind"] == "train" and r["status"] == "ok" for r in remote.values())
     assert summary.ran == 10 and again.ran == 0 and again.skipped == 10
     assert mixed.counts == {"ok": 6}, mixed.failures
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (importlib.util.find_spec("torch_impl") and importlib.util.find_spec("jax_impl")), reason="backends not built"
+)
+def test_driver_check_with_both_executors(tmp_path: Path) -> None:
+    """The acceptance grid, {lstm, gru, transformer} x {torch, jax} x T{16, 64} x H{32, 64}, on the
+    real backends with the local and the ray executor: the same keys, all ok, every key of the contract."""
+    local = run_grids(["driver_check"], results_dir=tmp_path / "local", stream=io.StringIO())
+    remote = run_grids(["driver_check"], executor="ray", results_dir=tmp_path / "ray", stream=io.StringIO())
+    assert local.counts == {"ok": 24} and remote.counts == {"ok": 24}, (local.failures, remote.failures)
+    a = read_jsonl(tmp_path / "local" / "driver_check" / "records.jsonl")
+    b = read_jsonl(tmp_path / "ray" / "driver_check" / "records.jsonl")
+    assert {r["key"] for r in a} == {r["key"] for r in b}
+    for r in a + b:
+        check_record(r)
+        assert r["env"]["backend"] == r["backend"]
