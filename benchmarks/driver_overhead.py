@@ -55,6 +55,32 @@ def bare_loop(backend, cell: Cell, steps: int) -> float:
     return float(np.median(times))
 
 
+def null_step_overhead(n: int = 200_000) -> tuple[float, float]:
+    """Seconds per step of the driver's timing loop and of a bare loop around a step that does nothing:
+    the driver's own cost per step, free of the model's noise."""
+    from experiments.measure import time_steps
+
+    def step(b):
+        return b
+
+    def sync():
+        return None
+
+    batches = [0, 1]
+    t0 = time.perf_counter()
+    timing = time_steps(step, sync, batches, min_timed_steps=n, min_time_s=0.0, max_timed_steps=n)
+    driver = (time.perf_counter() - t0) / (len(timing.times) + len(timing.warmup_times))
+    t0 = time.perf_counter()
+    times = []
+    for i in range(n):
+        a = time.perf_counter()
+        step(batches[i % 2])
+        sync()
+        times.append(time.perf_counter() - a)
+    bare = (time.perf_counter() - t0) / n
+    return driver, bare
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default="lstm")
@@ -95,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         worker.stop()
     ratio = statistics.median(driver) / statistics.median(bare)
+    loop_driver, loop_bare = null_step_overhead()
+    extra = max(0.0, loop_driver - loop_bare)
+    print(
+        f"timing loop around a no-op step: driver {loop_driver * 1e9:.0f} ns/step, bare {loop_bare * 1e9:.0f} ns/step; "
+        f"at the bare median of {statistics.median(bare) * 1e3:.4f} ms that is a ratio of "
+        f"{1 + extra / statistics.median(bare):.5f}"
+    )
     print(
         f"{cell.arch}/{cell.backend} {cell.device} B={cell.batch} T={cell.seq_len} "
         f"H={args.hidden}: driver/bare median step time = {ratio:.4f} (goal <= 1.02); "

@@ -373,7 +373,8 @@ class Grid:
         )
 
         def fail(exc: UserError) -> UserError:
-            return self._error(exc.field, f"{exc.problem}, in the cell {where}", exc.fix)
+            fix = exc.fix or f"change {exc.field} in the grid file"
+            return self._error(exc.field, f"{exc.problem}, in the cell {where}", fix)
 
         core = {**CORE_DEFAULTS, "kind": self.spec.kind, **{k: values[k] for k in CORE_TYPES if k in values}}
         arch = core["arch"]
