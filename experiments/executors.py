@@ -44,10 +44,17 @@ class LocalExecutor:
         return self.workers[backend]
 
     def start(self, backends: Iterable[str]) -> None:
-        for backend in backends:
-            w = self.worker(backend)
-            if not w.alive:
-                w.start()
+        """Start the workers side by side (their imports overlap), then wait for each."""
+        starting = [self.worker(b) for b in backends if not self.worker(b).alive]
+        for w in starting:
+            w.spawn()
+        try:
+            for w in starting:
+                w.wait_ready()
+        except BaseException:
+            for w in starting:
+                w.kill()
+            raise
 
     def run(self, cell: Any) -> dict[str, Any]:
         timeout = cell.resources.get("timeout_s")

@@ -255,6 +255,11 @@ class WorkerProcess:
     def start(self, timeout: float = 300.0) -> None:
         """Start the process and wait until its backend is loaded; a load failure raises
         ``UserError`` (a person's mistake, e.g. a framework not installed) or ``WorkerDied``."""
+        self.spawn()
+        self.wait_ready(timeout)
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it (``wait_ready`` waits)."""
         to_child_r, to_child_w = os.pipe()
         to_parent_r, to_parent_w = os.pipe()
         self.starts += 1
@@ -281,6 +286,8 @@ class WorkerProcess:
         os.close(to_child_r)
         os.close(to_parent_w)
         self._wfd, self._rfd = to_child_w, to_parent_r
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
         tag, payload = self._receive(timeout, what="start")
         if tag == "user_error":
             self.close()
