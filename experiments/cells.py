@@ -160,14 +160,25 @@ class Cell:
     config: dict[str, Any]
     key: str
     resources: dict[str, Any] = field(default_factory=dict)  # cpus, gpus, timeout_s: how, not what
+    coords: dict[str, Any] = field(default_factory=dict)  # the grid's axis values for this cell (for labels)
 
     @classmethod
     def make(
-        cls, grid: str, claim_ids: tuple[str, ...], config: dict[str, Any], resources: dict[str, Any] | None = None
+        cls,
+        grid: str,
+        claim_ids: tuple[str, ...],
+        config: dict[str, Any],
+        resources: dict[str, Any] | None = None,
+        coords: dict[str, Any] | None = None,
     ) -> Cell:
         config = jsonable(config)
         return cls(
-            grid=grid, claim_ids=tuple(claim_ids), config=config, key=config_key(config), resources=resources or {}
+            grid=grid,
+            claim_ids=tuple(claim_ids),
+            config=config,
+            key=config_key(config),
+            resources=resources or {},
+            coords=coords or {},
         )
 
     # -- the fields a kind reads ---------------------------------------------
@@ -251,6 +262,8 @@ class Cell:
         if self.precision != "float32":
             parts.append(self.precision)
         parts.append(f"seed={self.seed}")
+        shown = {"kind", "arch", "backend", "seq_len", "hidden", "batch", "task", "precision", "seed"}
+        parts += [f"{k}={v}" for k, v in self.coords.items() if k not in shown]
         return " ".join(parts)
 
 

@@ -188,7 +188,7 @@ class GridFile(BaseModel):
     kind: str = "bench"
     claim_ids: list[str] = []
     presets: list[str] = []
-    axes: dict[str, list[Any] | str] = {}
+    axes: dict[str, Any] = {}  # lists (or "all"); nested tables (task_params.x = [...]) are flattened
     fixed: dict[str, Any] = {}
     exclude: list[dict[str, Any]] = []
     override: list[_Override] = []
@@ -361,11 +361,11 @@ class Grid:
                     values.update(_flatten(ov.set))
             if device is not None:
                 values["device"] = device
-            cell = self._resolve(values)
+            cell = self._resolve(values, coords=dict(zip(keys, combo, strict=True)))
             out.setdefault(cell.key, cell)
         return list(out.values())
 
-    def _resolve(self, values: dict[str, Any]) -> Cell:
+    def _resolve(self, values: dict[str, Any], coords: dict[str, Any] | None = None) -> Cell:
         where = ", ".join(
             f"{k}={values[k]}"
             for k in ("kind", "arch", "backend", "task", "seq_len", "hidden", "layers")
@@ -452,7 +452,7 @@ class Grid:
             "optimizer": dataclasses.asdict(optimizer),
             "settings": settings,
         }
-        return Cell.make(self.name, self.claim_ids, config, resources)
+        return Cell.make(self.name, self.claim_ids, config, resources, coords)
 
 
 def _matches(pattern: dict[str, Any], values: dict[str, Any], defaults: dict[str, Any]) -> bool:

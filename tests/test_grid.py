@@ -102,6 +102,15 @@ def test_exclude_and_override(tmp_path: Path) -> None:
     assert cells[0].optimizer["lr"] == 1e-3
 
 
+def test_task_parameters_can_be_an_axis(tmp_path: Path) -> None:
+    text = 'kind = "train"\n[axes]\ntask_params.n_train = [64, 128]\n'
+    text += '[fixed]\narch = "lstm"\nbackend = "torch"\ntask = "adding"\ntask_params.n_val = 8\n'
+    cells = cells_of(tmp_path, text)
+    assert [c.task_params for c in cells] == [{"n_train": 64, "n_val": 8}, {"n_train": 128, "n_val": 8}]
+    with pytest.raises(UserError, match=r"axes\.task_params\.n_train"):
+        cells_of(tmp_path, text.replace("[64, 128]", "64"), "h")
+
+
 def test_patterns_see_the_file_level_kind(tmp_path: Path) -> None:
     text = BASE.replace('kind = "bench"', 'kind = "train"') + 'task = "adding"\n'
     text += '[[override]]\nwhen = { kind = "train", arch = "lstm" }\nset = { steps = 3 }\n'
