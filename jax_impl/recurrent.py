@@ -50,6 +50,7 @@ from jax_impl.layers import (
 )
 
 PATHS = ("scan", "reference")
+WEIGHT_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 # lax.scan unroll of the fast path: measured on a 2-core CPU (benchmarks/recurrent_step.py).
 DEFAULT_UNROLL = 4
 
@@ -118,34 +119,45 @@ def _reference_direction(
 
 
 # -- fast path -----------------------------------------------------------------------
-def _fast_forward(cell: str, unroll: int, xp: Array, w_t: Array, b_hn: Array, mask: Array):
-    """The recurrence over pre-projected inputs ``xp`` (T, B, G*H), every bias but b_hn folded in.
+# Arrays carry a leading direction axis D (1, or 2 for both directions of a bidirectional
+# layer, run in the same scan): xp (T, D, B, G*H), h and c (D, B, H), w_t (D, H, G*H).
+def _bmm(a: Array, w: Array) -> Array:
+    """(D, B, K) @ (D, K, N) -> (D, B, N); a plain 2-D matmul when D = 1."""
+    if a.shape[0] == 1:
+        return (a[0] @ w[0])[None]
+    return jnp.einsum("dbk,dkn->dbn", a, w)
 
-    Returns outputs (T, B, H), final (h, c), and the residuals the backward scan reads.
+
+def _fast_forward(cell: str, unroll: int, xp: Array, w_t: Array, b_hn: Array, mask: Array):
+    """The recurrence over pre-projected inputs ``xp``, every bias but b_hn folded in.
+
+    Returns outputs (T, D, B, H), final (h, c) (D, B, H), and the residuals the backward scan reads.
     """
-    batch, hidden = xp.shape[1], w_t.shape[0]
-    zeros = jnp.zeros((batch, hidden), xp.dtype)
+    _, dirs, batch, _ = xp.shape
+    hidden = w_t.shape[1]
+    zeros = jnp.zeros((dirs, batch, hidden), xp.dtype)
+    b_hn = b_hn[:, None, :] if cell == "gru" else b_hn
 
     def step(carry, inp):
         h, c = carry
         xp_t, m = inp
-        r = h @ w_t
+        r = _bmm(h, w_t)
         if cell == "lstm":
             z = xp_t + r
-            i = jax.nn.sigmoid(z[:, :hidden])
-            f = jax.nn.sigmoid(z[:, hidden : 2 * hidden])
-            g = jnp.tanh(z[:, 2 * hidden : 3 * hidden])
-            o = jax.nn.sigmoid(z[:, 3 * hidden :])
+            i = jax.nn.sigmoid(z[..., :hidden])
+            f = jax.nn.sigmoid(z[..., hidden : 2 * hidden])
+            g = jnp.tanh(z[..., 2 * hidden : 3 * hidden])
+            o = jax.nn.sigmoid(z[..., 3 * hidden :])
             c_new = f * c + i * g
             tc = jnp.tanh(c_new)
             h_new = o * tc
             acts = jnp.concatenate([i, f, g, o], axis=-1)
             res = (acts, h, c, tc)
         elif cell == "gru":
-            hn = r[:, 2 * hidden :] + b_hn
-            rg = jax.nn.sigmoid(xp_t[:, :hidden] + r[:, :hidden])
-            zg = jax.nn.sigmoid(xp_t[:, hidden : 2 * hidden] + r[:, hidden : 2 * hidden])
-            n = jnp.tanh(xp_t[:, 2 * hidden :] + rg * hn)
+            hn = r[..., 2 * hidden :] + b_hn
+            rg = jax.nn.sigmoid(xp_t[..., :hidden] + r[..., :hidden])
+            zg = jax.nn.sigmoid(xp_t[..., hidden : 2 * hidden] + r[..., hidden : 2 * hidden])
+            n = jnp.tanh(xp_t[..., 2 * hidden :] + rg * hn)
             h_new = n + zg * (h - n)
             c_new = c
             acts = jnp.concatenate([rg, zg, n], axis=-1)
@@ -174,10 +186,11 @@ def _fast_recur_fwd(cell, unroll, xp, w_t, b_hn, mask):
 
 
 def _fast_recur_bwd(cell, unroll, saved, cts):
+    """Reverse scan: per step only dgates @ W_hh; dW_hh afterwards, one matmul over all steps."""
     res, w_t, mask = saved
     d_ys, d_ht, d_ct = cts
-    hidden = w_t.shape[0]
-    w = w_t.T  # (H, G*H) -> (G*H, H): dgates @ W_hh, transposed once outside the loop
+    hidden = w_t.shape[1]
+    w = jnp.swapaxes(w_t, 1, 2)  # (D, G*H, H), transposed once outside the loop
     one = jnp.ones((), w_t.dtype)
 
     def step(carry, inp):
@@ -187,8 +200,8 @@ def _fast_recur_bwd(cell, unroll, saved, cts):
         dh_pass = jnp.where(m, 0.0, dh)
         if cell == "lstm":
             acts, _, c_prev, tc = r
-            i, f = acts[:, :hidden], acts[:, hidden : 2 * hidden]
-            g, o = acts[:, 2 * hidden : 3 * hidden], acts[:, 3 * hidden :]
+            i, f = acts[..., :hidden], acts[..., hidden : 2 * hidden]
+            g, o = acts[..., 2 * hidden : 3 * hidden], acts[..., 3 * hidden :]
             dc_new = jnp.where(m, dc, 0.0) + dh_new * o * (one - tc * tc)
             dz = jnp.concatenate(
                 [
@@ -199,44 +212,44 @@ def _fast_recur_bwd(cell, unroll, saved, cts):
                 ],
                 axis=-1,
             )
-            dh_prev = dz @ w + dh_pass
+            dh_prev = _bmm(dz, w) + dh_pass
             dc_prev = dc_new * f + jnp.where(m, 0.0, dc)
-            return (dh_prev, dc_prev), (dz, dz[:, :0])
+            return (dh_prev, dc_prev), (dz, dz[..., :0])
         if cell == "gru":
             acts, h_prev, hn = r
-            rg, zg, n = acts[:, :hidden], acts[:, hidden : 2 * hidden], acts[:, 2 * hidden :]
+            rg, zg, n = acts[..., :hidden], acts[..., hidden : 2 * hidden], acts[..., 2 * hidden :]
             dn = dh_new * (one - zg)
             dan = dn * (one - n * n)
             drg = dan * hn
             dzg = dh_new * (h_prev - n)
             dxp = jnp.concatenate([drg * rg * (one - rg), dzg * zg * (one - zg), dan], axis=-1)
             drn = dan * rg
-            drh = jnp.concatenate([dxp[:, : 2 * hidden], drn], axis=-1)
-            dh_prev = drh @ w + dh_new * zg + dh_pass
+            drh = jnp.concatenate([dxp[..., : 2 * hidden], drn], axis=-1)
+            dh_prev = _bmm(drh, w) + dh_new * zg + dh_pass
             return (dh_prev, dc), (dxp, drn)
         (acts, _) = r
         da = dh_new * (one - acts * acts)
-        return (da @ w + dh_pass, dc), (da, da[:, :0])
+        return (_bmm(da, w) + dh_pass, dc), (da, da[..., :0])
 
     _, (dxp, drn) = jax.lax.scan(step, (d_ht, d_ct), (d_ys, mask, res), reverse=True, unroll=unroll)
-    h_prev = res[1]
+    h_prev = res[1]  # (T, D, B, H)
     if cell == "gru":
         drh = jnp.concatenate([dxp[..., : 2 * hidden], drn], axis=-1)
-        d_bhn = jnp.sum(drn, axis=(0, 1))
+        d_bhn = jnp.sum(drn, axis=(0, 2))
     else:
         drh = dxp
-        d_bhn = jnp.zeros((0,), w_t.dtype)
-    d_wt = jnp.einsum("tbh,tbg->hg", h_prev, drh)
+        d_bhn = jnp.zeros((w_t.shape[0], 0), w_t.dtype)
+    d_wt = jnp.einsum("tdbh,tdbg->dhg", h_prev, drh)
     return dxp, d_wt, d_bhn, None
 
 
 _fast_recur.defvjp(_fast_recur_fwd, _fast_recur_bwd)
 
 
-def _fast_direction(
+def _fast_layer(
     cell: str,
     unroll: int,
-    x: Array,
+    xs: Array,
     w_ih: Array,
     w_hh: Array,
     b_ih: Array,
@@ -244,21 +257,29 @@ def _fast_direction(
     mask: Array,
     want_gates: bool,
 ) -> tuple[Array, Array, Array, Array | None]:
-    """x (B, T, I) batch-first, mask (T, B, 1) -> outputs (T, B, H), h_T, c_T, gates."""
-    hidden = w_hh.shape[1]
+    """All directions of one layer in one scan.
+
+    xs (D, B, T, I) batch-first per direction; parameters stacked over D; mask (T, B, 1).
+    Returns outputs (D, B, T, H), h_T and c_T (D, B, H), gates (D, B, T, G*H) or None.
+    """
+    hidden = w_hh.shape[-1]
     if cell == "gru":  # b_hr and b_hz fold into the projection; b_hn stays inside r * (...)
-        folded = b_ih + jnp.concatenate([b_hh[: 2 * hidden], jnp.zeros_like(b_hh[2 * hidden :])])
-        b_hn = b_hh[2 * hidden :]
+        folded = b_ih + jnp.concatenate([b_hh[:, : 2 * hidden], jnp.zeros_like(b_hh[:, 2 * hidden :])], axis=-1)
+        b_hn = b_hh[:, 2 * hidden :]
     else:
         folded = b_ih + b_hh
-        b_hn = jnp.zeros((0,), w_hh.dtype)
-    xp = jnp.einsum("bti,gi->tbg", x, w_ih) + folded  # every step's input projection, one matmul
-    w_t = w_hh.T
+        b_hn = jnp.zeros((w_hh.shape[0], 0), w_hh.dtype)
+    # every step's input projection in one matmul, laid out time-major for the scan
+    xp = jnp.einsum("dbti,dgi->tdbg", xs, w_ih) + folded[None, :, None, :]
+    w_t = jnp.swapaxes(w_hh, 1, 2)  # (D, H, G*H), pre-transposed
+    m = mask[:, None]  # (T, 1, B, 1)
     if want_gates:  # forward only (extras): the same forward, residuals kept
-        ys, h_t, c_t, res = _fast_forward(cell, unroll, xp, w_t, b_hn, mask)
-        return ys, h_t, c_t, jnp.where(mask, res[0], 0.0)
-    ys, h_t, c_t = _fast_recur(cell, unroll, xp, w_t, b_hn, mask)
-    return ys, h_t, c_t, None
+        ys, h_t, c_t, res = _fast_forward(cell, unroll, xp, w_t, b_hn, m)
+        gates = jnp.moveaxis(jnp.where(m, res[0], 0.0), 0, 2)
+    else:
+        ys, h_t, c_t = _fast_recur(cell, unroll, xp, w_t, b_hn, m)
+        gates = None
+    return jnp.moveaxis(ys, 0, 2), h_t, c_t, gates
 
 
 # -- the encoder ----------------------------------------------------------------------
@@ -288,26 +309,33 @@ def encoder_apply(
     rev = reverse_index(lengths, seq_len)[:, :, None] if dirs == 2 else None
     inp = x
     h_n, c_n, gates = [], [], []
+    suffixes = ("", "_reverse")[:dirs]
     for layer in range(enc.num_layers):
-        outs = []
-        for d, sfx in enumerate(("", "_reverse")[:dirs]):
-            names = [f"{prefix}{k}_l{layer}{sfx}" for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-            w_ih, w_hh, b_ih, b_hh = (p[n] for n in names)
-            xin = inp if d == 0 else jnp.take_along_axis(inp, rev, axis=1)
-            if path == "reference":
-                ys, h_t, c_t, g = _reference_direction(cell, jnp.swapaxes(xin, 0, 1), w_ih, w_hh, b_ih, b_hh, mask)
-            else:
-                ys, h_t, c_t, g = _fast_direction(cell, unroll, xin, w_ih, w_hh, b_ih, b_hh, mask, want_gates)
-            ys = jnp.swapaxes(ys, 0, 1)  # (B, T, H)
-            if d == 1:
-                ys = jnp.take_along_axis(ys, rev, axis=1)
-            outs.append(ys)
-            h_n.append(h_t)
-            c_n.append(c_t)
+        weights = [[p[f"{prefix}{k}_l{layer}{sfx}"] for sfx in suffixes] for k in WEIGHT_KINDS]
+        xins = [inp] if dirs == 1 else [inp, jnp.take_along_axis(inp, rev, axis=1)]
+        if path == "reference":
+            results = [
+                _reference_direction(cell, jnp.swapaxes(xin, 0, 1), *(w[d] for w in weights), mask)
+                for d, xin in enumerate(xins)
+            ]
+            ys = [jnp.swapaxes(r[0], 0, 1) for r in results]
+            h_t = [r[1] for r in results]
+            c_t = [r[2] for r in results]
+            g = [jnp.swapaxes(r[3], 0, 1) for r in results]
+        else:
+            stacked = [jnp.stack(w) for w in weights]  # (D, ...): both directions in one scan
+            ys_, h_, c_, g_ = _fast_layer(cell, unroll, jnp.stack(xins), *stacked, mask, want_gates)
+            ys, h_t, c_t = list(ys_), list(h_), list(c_)
+            g = list(g_) if want_gates else [None] * dirs
+        if dirs == 2:  # back to each sequence's own time order
+            ys[1] = jnp.take_along_axis(ys[1], rev, axis=1)
             if want_gates:
-                g = jnp.swapaxes(g, 0, 1)
-                gates.append(jnp.take_along_axis(g, rev, axis=1) if d == 1 else g)
-        inp = outs[0] if dirs == 1 else jnp.concatenate(outs, axis=-1)
+                g[1] = jnp.take_along_axis(g[1], rev, axis=1)
+        h_n += h_t
+        c_n += c_t
+        if want_gates:
+            gates += g
+        inp = ys[0] if dirs == 1 else jnp.concatenate(ys, axis=-1)
         if layer < enc.num_layers - 1:
             inp = dropout(inp, enc.dropout, keys.next())
     return {
