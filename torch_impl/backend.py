@@ -1,0 +1,276 @@
+"""The torch backend: ``experiments.backend.Backend`` over the models of this package."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import time
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from experiments.backend import Batch, ForwardResult, Gradients
+from experiments.errors import UserError
+from experiments.spec import ArchSpec, OptimizerSpec
+from torch_impl import optim
+from torch_impl.layers import (
+    apply_precision,
+    export_canonical,
+    head_loss,
+    load_canonical,
+    precision_dtype,
+    resolve_device,
+    set_tf32,
+    target_tensor,
+    to_numpy,
+    valid_mask,
+)
+from torch_impl.recurrent import check_path
+
+
+class TorchBatch(NamedTuple):
+    """A batch on the model's device and dtype. ``lengths`` (B,) int64 on the CPU (packing wants it
+    there) and ``mask`` (B, T) bool on the device, both None when every sequence fills all T steps."""
+
+    x: torch.Tensor
+    lengths: torch.Tensor | None
+    mask: torch.Tensor | None
+    y: torch.Tensor | None
+
+
+def _model_of(state_or_model: Any) -> nn.Module:
+    return state_or_model.model if isinstance(state_or_model, optim.TrainState) else state_or_model
+
+
+@contextlib.contextmanager
+def _grad_mode(model: nn.Module) -> Iterator[None]:
+    """Eval semantics (no dropout) that can still differentiate: cuDNN's RNN backward runs only in
+    training mode, so the RNN modules go to train mode with their dropout set to zero."""
+    was_training = model.training
+    model.eval()
+    rnns = [m for m in model.modules() if isinstance(m, nn.RNNBase)]
+    saved = [m.dropout for m in rnns]
+    for m in rnns:
+        m.dropout = 0.0
+        m.train()
+    try:
+        yield
+    finally:
+        for m, p in zip(rnns, saved, strict=True):
+            m.dropout = p
+        model.train(was_training)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, models: dict[str, type[nn.Module]]) -> None:
+        self.models = models
+        self._peak_flops: dict[tuple[str, str], float] = {}
+
+    # -- models -------------------------------------------------------------------------------
+    def build(
+        self,
+        spec: ArchSpec,
+        params: dict[str, np.ndarray],
+        *,
+        precision: str = "float32",
+        device: str = "cpu",
+        path: str = "auto",
+    ) -> nn.Module:
+        if spec.arch not in self.models:
+            raise UserError("arch", f"unknown architecture {spec.arch!r}", f"use one of {', '.join(self.models)}")
+        spec.validate()
+        check_path(path)
+        dtype = apply_precision(precision)
+        dev = resolve_device(device)
+        model = self.models[spec.arch](spec, path=path)
+        model.to(device=dev, dtype=dtype)
+        load_canonical(model, spec, params)  # in place, after .to(): cuDNN's flat weights stay valid
+        model.precision = precision
+        model.eval()
+        return model
+
+    def export_params(self, model: nn.Module) -> dict[str, np.ndarray]:
+        """Canonical parameters in the model's dtype (bfloat16 as float32, exactly)."""
+        return export_canonical(model, model.spec)
+
+    def execution_path(self, model: nn.Module) -> str:
+        return model.execution_path()
+
+    # -- batches ------------------------------------------------------------------------------
+    def prepare_batch(self, state_or_model: Any, batch: Batch) -> TorchBatch:
+        model = _model_of(state_or_model)
+        ref = model.head.weight
+        lengths = np.asarray(batch.lengths, dtype=np.int64)
+        steps = batch.x.shape[1]
+        if lengths.shape != (batch.x.shape[0],) or lengths.min() < 1 or lengths.max() > steps:
+            raise UserError("lengths", f"need (B,) lengths in [1, {steps}], got {lengths!r}")
+        x = torch.from_numpy(np.ascontiguousarray(batch.x)).to(ref.device, ref.dtype, non_blocking=True)
+        if lengths.min() == steps:
+            t_lengths, mask = None, None
+        else:
+            t_lengths = torch.from_numpy(lengths)
+            mask = valid_mask(t_lengths, steps, ref.device)
+        y = None if batch.y is None else target_tensor(model.spec.head, batch.y, ref.dtype, ref.device)
+        return TorchBatch(x, t_lengths, mask, y)
+
+    # -- forward and gradients ------------------------------------------------------------------
+    def forward(
+        self, model: nn.Module, batch: Batch, *, train: bool = False, seed: int = 0, return_extras: bool = False
+    ) -> ForwardResult:
+        b = self.prepare_batch(model, batch)
+        was_training = model.training
+        model.train(train)
+        try:
+            with torch.no_grad(), self._seeded(model, seed, train):
+                out = model(b.x, b.lengths, b.mask, return_extras=return_extras)
+        finally:
+            model.train(was_training)
+        states = {}
+        if out.h is not None:
+            states["h"] = to_numpy(out.h)
+        if out.c is not None:
+            states["c"] = to_numpy(out.c)
+        return ForwardResult(
+            outputs=to_numpy(out.outputs),
+            pooled=to_numpy(out.pooled),
+            logits=to_numpy(out.logits),
+            final_states=states,
+            extras={k: to_numpy(v) for k, v in out.extras.items() if v is not None},
+        )
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _seeded(model: nn.Module, seed: int, train: bool) -> Iterator[None]:
+        if not train:
+            yield
+            return
+        device = model.head.weight.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            yield
+
+    def loss_and_grads(self, model: nn.Module, batch: Batch) -> Gradients:
+        if batch.y is None:
+            raise UserError("batch.y", "loss_and_grads needs targets")
+        b = self.prepare_batch(model, batch)
+        x = b.x.detach().requires_grad_(True)
+        names, params = zip(*((n, p) for n, p in model.named_parameters()), strict=True)
+        with _grad_mode(model), torch.enable_grad():
+            out = model(x, b.lengths, b.mask)
+            loss = head_loss(model.spec.head, out.logits, b.y, b.mask)
+            grads = torch.autograd.grad(loss, [*params, x], allow_unused=True)
+        by_name = dict(zip(names, grads[:-1], strict=True))
+        param_grads = {}
+        for name, p in model.named_parameters():
+            g = by_name[name]
+            param_grads[name] = to_numpy(g) if g is not None else np.zeros(tuple(p.shape), to_numpy(p).dtype)
+        return Gradients(
+            loss=float(loss.item()),
+            params={name: param_grads[name] for name in model.spec.param_schema()},
+            inputs=to_numpy(grads[-1]),
+        )
+
+    # -- training -----------------------------------------------------------------------------
+    def make_train_state(self, model: nn.Module, optimizer: OptimizerSpec, *, seed: int = 0) -> optim.TrainState:
+        torch.manual_seed(seed)  # the dropout stream of the steps that follow
+        if model.head.weight.is_cuda:
+            torch.cuda.manual_seed(seed)
+        return optim.make_train_state(model, optimizer)
+
+    def train_step(self, state: optim.TrainState, batch: TorchBatch) -> torch.Tensor:
+        return optim.train_step(state, batch.x, batch.lengths, batch.mask, batch.y)
+
+    def loss_value(self, loss: torch.Tensor) -> float:
+        return float(loss.item())
+
+    def state_params(self, state: optim.TrainState) -> dict[str, np.ndarray]:
+        return export_canonical(state.model, state.model.spec)
+
+    # -- device -------------------------------------------------------------------------------
+    def synchronize(self, device: str = "cpu") -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    def reset_peak_memory(self, device: str = "cpu") -> None:
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+
+    def peak_memory_bytes(self, device: str = "cpu") -> int | None:
+        if device == "cuda":
+            return int(torch.cuda.max_memory_allocated())
+        return None
+
+    def describe(self, device: str = "cpu", precision: str = "float32") -> dict[str, Any]:
+        precision_dtype(precision)
+        cuda = device == "cuda" and torch.cuda.is_available()
+        return {
+            "backend": self.name,
+            "device_kind": device,
+            "device_name": torch.cuda.get_device_name() if cuda else _cpu_name(),
+            "torch_version": torch.__version__,
+            "cuda_version": torch.version.cuda,
+            "cudnn_version": torch.backends.cudnn.version() if cuda else None,
+            "precision": precision,
+            "allow_tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+            "allow_tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+            "threads": torch.get_num_threads(),
+            "interop_threads": torch.get_num_interop_threads(),
+        }
+
+    def matmul_peak_flops(self, device: str = "cpu", precision: str = "float32") -> float:
+        """Median FLOP/s of an n x n GEMM at the precision (n = 8192 on GPU, 4096 for float64;
+        1024 on CPU, ~0.5 s of repeats). Measured once per process and cached."""
+        key = (device, precision)
+        if key not in self._peak_flops:
+            self._peak_flops[key] = self._measure_gemm(device, precision)
+        return self._peak_flops[key]
+
+    def _measure_gemm(self, device: str, precision: str) -> float:
+        dtype = precision_dtype(precision)
+        dev = resolve_device(device)
+        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        set_tf32(precision == "tf32")
+        try:
+            cuda = dev.type == "cuda"
+            n = (4096 if dtype == torch.float64 else 8192) if cuda else 1024
+            gen = torch.Generator(device="cpu").manual_seed(0)
+            a = torch.randn(n, n, generator=gen, dtype=torch.float32).to(dev, dtype)
+            b = torch.randn(n, n, generator=gen, dtype=torch.float32).to(dev, dtype)
+            out = torch.empty(n, n, device=dev, dtype=dtype)
+            torch.matmul(a, b, out=out)  # warm-up
+            self.synchronize(device)
+            times: list[float] = []
+            budget = 0.5
+            start = time.perf_counter()
+            while len(times) < 3 or (time.perf_counter() - start < budget and len(times) < 50):
+                if cuda:
+                    t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    t0.record()
+                    torch.matmul(a, b, out=out)
+                    t1.record()
+                    t1.synchronize()
+                    times.append(t0.elapsed_time(t1) / 1e3)
+                else:
+                    t0 = time.perf_counter()
+                    torch.matmul(a, b, out=out)
+                    times.append(time.perf_counter() - t0)
+            return 2.0 * n**3 / float(np.median(times))
+        finally:
+            set_tf32(saved[0])
+            torch.backends.cudnn.allow_tf32 = saved[1]

@@ -1,0 +1,155 @@
+"""Small pieces every torch model shares: precision, masks, the head and its loss, parameter loading.
+
+The JAX side has a file of the same name with the same pieces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from experiments.errors import UserError
+from experiments.spec import ArchSpec, HeadSpec
+
+DTYPES: dict[str, torch.dtype] = {
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "tf32": torch.float32,
+    "bfloat16": torch.bfloat16,
+}
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    if precision not in DTYPES:
+        raise UserError("precision", f"unknown precision {precision!r}", f"use one of {', '.join(DTYPES)}")
+    return DTYPES[precision]
+
+
+def set_tf32(enabled: bool) -> None:
+    """TF32 for matmuls and cuDNN (RNNs, convolutions): on only for the ``tf32`` precision."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
+def apply_precision(precision: str) -> torch.dtype:
+    """The dtype of ``precision``; sets the process-wide TF32 flags to match it."""
+    dtype = precision_dtype(precision)
+    set_tf32(precision == "tf32")
+    return dtype
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("device", "cuda is not available to this torch build", "use --device cpu")
+        return torch.device("cuda")
+    raise UserError("device", f"unknown device {device!r}", "use cpu or cuda")
+
+
+def valid_mask(lengths: torch.Tensor, seq_len: int, device: torch.device) -> torch.Tensor:
+    """(B, T) bool, True at valid steps (our convention, never a framework's)."""
+    return torch.arange(seq_len, device=device)[None, :] < lengths.to(device)[:, None]
+
+
+class Output(NamedTuple):
+    """What every model's ``forward`` returns; ``h``/``c`` (L*D, B, H) or None; extras may be empty."""
+
+    outputs: torch.Tensor  # (B, T, F), zero at padded steps
+    pooled: torch.Tensor  # (B, P)
+    logits: torch.Tensor  # (B, out) or (B, T, out)
+    h: torch.Tensor | None
+    c: torch.Tensor | None
+    extras: dict[str, torch.Tensor]
+
+
+def make_head(spec: ArchSpec) -> nn.Linear:
+    """``head.weight`` (out, features), ``head.bias`` (out,)."""
+    return nn.Linear(spec.head_features(), spec.head.out_size)
+
+
+def apply_head(head_module: nn.Linear, spec: HeadSpec, outputs: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+    return head_module(outputs if spec.per_step else pooled)
+
+
+def head_loss(head: HeadSpec, logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The loss of ``HeadSpec``. ``mask`` (B, T) True at valid steps, or None when every step is valid.
+
+    Targets at padded steps are ignored whatever they hold (NaN included): they are
+    replaced before the loss, never multiplied by zero.
+    """
+    kind = head.kind
+    if kind == "classify":
+        return F.cross_entropy(logits, y)
+    if kind == "regress":
+        return F.mse_loss(logits, y)
+    if kind == "per_step_classify":
+        if mask is not None:
+            y = y.masked_fill(~mask, -100)  # ignore_index: the mean runs over valid steps only
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+    if kind == "per_step_regress":
+        if mask is None:
+            return F.mse_loss(logits, y)
+        valid = mask[..., None]
+        y = y.masked_fill(~valid, 0.0)  # a NaN target would leak NaN into the gradient through where()
+        sq = torch.where(valid, (logits - y).square(), 0.0)
+        return sq.sum() / (mask.sum() * logits.shape[-1])
+    raise UserError("head.kind", f"unknown head {kind!r}")
+
+
+def target_tensor(head: HeadSpec, y: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Targets on the device: class indices int64, regression values in the model's dtype."""
+    t = torch.as_tensor(np.asarray(y))
+    t = t.to(torch.int64) if head.is_classification else t.to(dtype)
+    return t.to(device, non_blocking=True)
+
+
+# -- canonical parameters ----------------------------------------------------------------------
+
+
+def canonical_parameters(model: nn.Module, spec: ArchSpec) -> Iterator[tuple[str, nn.Parameter]]:
+    """(canonical name, parameter) in schema order; module names equal canonical names."""
+    named = dict(model.named_parameters())
+    for name in spec.param_schema():
+        yield name, named[name]
+
+
+def load_canonical(model: nn.Module, spec: ArchSpec, params: dict[str, np.ndarray]) -> None:
+    """Copy ``params`` into the model in place (keeps cuDNN's flattened weight buffer valid)."""
+    schema = spec.param_schema()
+    missing = [n for n in schema if n not in params]
+    extra = [n for n in params if n not in schema]
+    if missing or extra:
+        raise UserError(
+            "params",
+            f"names differ from the schema of {spec.arch!r} (missing {missing[:3]}, unexpected {extra[:3]})",
+            "build from spec.init_params(seed) or spec.random_params(seed)",
+        )
+    named = dict(model.named_parameters())
+    if set(named) != set(schema):  # a bug in a model file, not a user error
+        raise AssertionError(f"module parameters {sorted(set(named) ^ set(schema))} differ from the schema")
+    with torch.no_grad():
+        for name, shape in schema.items():
+            value = np.asarray(params[name])
+            if tuple(value.shape) != tuple(shape):
+                raise UserError("params", f"{name} has shape {value.shape}, the schema says {shape}")
+            target = named[name]
+            target.copy_(torch.from_numpy(np.ascontiguousarray(value)).to(target.dtype))
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """Host copy; bfloat16 (which NumPy lacks) comes back as float32, exactly."""
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
+        t = t.float()
+    return t.cpu().numpy()
+
+
+def export_canonical(model: nn.Module, spec: ArchSpec) -> dict[str, np.ndarray]:
+    return {name: to_numpy(p).copy() for name, p in canonical_parameters(model, spec)}
