@@ -74,10 +74,6 @@ def make_head(spec: ArchSpec) -> nn.Linear:
     return nn.Linear(spec.head_features(), spec.head.out_size)
 
 
-def apply_head(head_module: nn.Linear, spec: HeadSpec, outputs: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-    return head_module(outputs if spec.per_step else pooled)
-
-
 def head_loss(head: HeadSpec, logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """The loss of ``HeadSpec``. ``mask`` (B, T) True at valid steps, or None when every step is valid.
 
