@@ -489,3 +489,53 @@ def test_forget_gate_probe_measures_retention() -> None:
     assert res.metrics["forget_target"] == pytest.approx(0.5 ** (1 / 10))
     with pytest.raises(UserError):
         forget_gate(_KnownBackend(), _probe_cell("forget_gate", seq_len=5, forget_retention=10))
+
+
+def test_l9_nothing_learnt_decides_nothing() -> None:
+    recs = [
+        train("L9", 0.5 + jitter(s, 0.01), 0.5, seed=s, task="delayed_recall", seq_len=t)
+        for t in (10, 50, 100)
+        for s in SEEDS
+    ]
+    assert analyze("L9", recs).verdict == INCONCLUSIVE
+    attention = [
+        train("L9", 1.0, 0.5, seed=s, arch="attention_lstm", task="delayed_recall", seq_len=t)
+        for t in (10, 50, 100)
+        for s in SEEDS
+    ]
+    assert analyze("L9", recs + attention).verdict == INCONCLUSIVE  # the claim is about recurrent models
+
+
+def test_l11_truncation_sound_only_for_recent_signal() -> None:
+    recs = []
+    for s in SEEDS:
+        for dist, cut_acc in ((10, 0.95), (900, 0.25)):
+            for cut, acc in ((200, cut_acc), (1000, 0.95)):
+                recs.append(
+                    train(
+                        "L11",
+                        acc + jitter(s, 0.005),
+                        0.25,
+                        seed=s,
+                        task="delayed_recall",
+                        seq_len=cut,
+                        task_params={"distance": dist, "truncate": cut, "seq_len": 1000},
+                    )
+                )
+    res = analyze("L11", recs)
+    verdicts = {p.name: p.verdict for p in res.rows[0].verdict.parts}
+    assert verdicts == {
+        "delayed_recall: signal 10 steps back, keep the last 200": CONFIRMED,
+        "delayed_recall: signal 900 steps back, keep the last 200": REFUTED,
+    }
+    assert res.verdict == PARTLY
+
+
+def test_l14_clipping_prevents_divergence() -> None:
+    recs = []
+    for s in range(10):
+        recs.append(train("L14", 0.1, 0.16, seed=s, arch="rnn", optimizer={"lr": 0.1, "clip_norm": 1.0}))
+        recs.append(
+            train("L14", math.nan, 0.16, seed=s, arch="rnn", status="diverged", optimizer={"lr": 0.1, "clip_norm": 1e9})
+        )
+    assert analyze("L14", recs).verdict == CONFIRMED

@@ -234,6 +234,9 @@ def test_digits_as_rows_or_pixels() -> None:
     assert rows.train.x.shape[1:] == (8, 8) and pixels.train.x.shape[1:] == (64, 1)
     assert rows.train.x.max() == 16 and pixels.train.x.max() <= 1.0
     assert len(rows.train) + len(rows.val) + len(rows.test) == 1797
+    assert load_task("digits", seed=0, seq_len=64).seq_len == 64
+    with pytest.raises(UserError):
+        load_task("digits", seq_len=10)
     small = load_task("digits", seed=0, n_train=50)
     assert len(small.train) == 50 and len(small.val) == len(rows.val)
 

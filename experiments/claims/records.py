@@ -20,7 +20,8 @@ Record = dict[str, Any]
 def load_records(results_dir: str | Path) -> list[Record]:
     """Every record under ``results_dir`` (``<run>/records.jsonl``; runs whose name starts with
     ``_`` are scratch and skipped). One record per ``key``: the first ``ok`` one (a retried
-    cell appends a second record after an ``error``), else the first; in order of first appearance."""
+    cell appends a second record after an ``error``), else the first, in order of first appearance;
+    a cell stored by several grids serves the claims of all of them."""
     from experiments.store import RECORDS, parse_lines
 
     root = Path(results_dir)
@@ -34,8 +35,12 @@ def load_records(results_dir: str | Path) -> list[Record]:
             if "config" not in rec:
                 continue
             key = str(rec.get("key", f"#{len(chosen)}"))
-            if key not in chosen or (not ok(chosen[key]) and ok(rec)):
+            prev = chosen.get(key)
+            if prev is None or (not ok(prev) and ok(rec)):
                 chosen[key] = rec
+            if prev is not None:  # the same cell in another grid serves that grid's claims too
+                merged = list(dict.fromkeys([*(prev.get("claim_ids") or []), *(rec.get("claim_ids") or [])]))
+                chosen[key] = {**chosen[key], "claim_ids": merged}
     return list(chosen.values())
 
 

@@ -280,10 +280,16 @@ def digits(
     steps: int = 8,
     normalize: str = "none",
     n_train: int | None = None,
+    seq_len: int | None = None,
 ) -> TaskData:
     """scikit-learn's 8x8 digits (1797 images, values 0..16) as sequences: ``steps=8`` reads
-    one row of 8 pixels per step, ``steps=64`` one pixel per step. 10 classes; a seeded
-    stratified 60/20/20 split; ``n_train`` subsamples train."""
+    one row of 8 pixels per step, ``steps=64`` one pixel per step (``seq_len``, when a grid sets
+    it, is the same choice). 10 classes; a seeded stratified 60/20/20 split; ``n_train``
+    subsamples train."""
+    if seq_len is not None:
+        if seq_len != steps and steps != 8:
+            raise UserError("seq_len", f"seq_len={seq_len} contradicts steps={steps}", "set one of them")
+        steps = seq_len
     if steps not in (8, 64):
         raise UserError("steps", f"must be 8 or 64, got {steps}")
     images, labels = _digits_raw()
