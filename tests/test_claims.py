@@ -400,6 +400,16 @@ def test_l13_learning_rates() -> None:
     ]
     assert analyze("L13", calm).verdict == REFUTED
 
+    def bumpy(lr: float, s: int, values: list[float]) -> dict:
+        curves = {"val_metric": {"step": list(range(len(values))), "value": values}}
+        return train("L13", values[-1], 0.5, seed=s, task="digits", optimizer={"lr": lr}, metrics={"curves": curves})
+
+    oscillating = [bumpy(1e-3, s, [0.6, 0.8, 0.9, 0.95]) for s in range(8)]
+    oscillating += [bumpy(0.1, s, [0.9, 0.6, 0.95, 0.7 + 0.01 * s, 0.9]) for s in range(8)]
+    res = analyze("L13", oscillating)
+    assert res.verdict == CONFIRMED  # converges in the end, but its validation error keeps jumping back up
+    assert {p.name: p.verdict for p in res.rows[0].verdict.parts}["lr=0.1 diverges or fails to converge"] == REFUTED
+
 
 def test_diverged_runs_score_the_baseline() -> None:
     from experiments.claims.learning import score

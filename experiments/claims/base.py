@@ -131,5 +131,5 @@ def parts_table(name: str, title: str, parts: Sequence[tuple[str, Part]]) -> Tab
         name=name,
         title=title,
         columns=["device", "part", "measured", "verdict", "reason"],
-        rows=[[dev, p.name, p.measured, p.verdict, p.reason] for dev, p in parts],
+        rows=[[dev, p.name, p.measured, p.verdict if p.decides else f"({p.verdict})", p.reason] for dev, p in parts],
     )

@@ -714,6 +714,9 @@ def analyze_s10(records: Sequence[Record]) -> ClaimResult:
             for t in ts:
                 table_rows.append([dev, be, attn, R.exec_path(by(grecs, R.seq_len)[t][0]), t, fmt(mem[t] / 2**20)])
             if len(ts) < 2:
+                if len(by(grecs, R.seq_len)) >= 2:
+                    why = "fewer than two usable memory readings (a CPU RSS delta of 0: the step reused freed pages)"
+                    parts.append(Part(f"{be}: {attn} attention", "-", INCONCLUSIVE, why))
                 continue
             local = local_exponents(ts, [mem[t] for t in ts])
             top = local[-1][2]

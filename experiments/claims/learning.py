@@ -305,12 +305,16 @@ def analyze_l2(records: Sequence[Record]) -> ClaimResult:
                 xs, ys = [], []
                 for b, brecs in groups.items():
                     err = seed_mean(brecs, rel_error)
-                    steps = seed_mean(brecs, lambda r: R.fmetric(r, "steps_to_threshold"))
+                    solved = [R.fmetric(r, "steps_to_threshold") for r in brecs]
+                    solved = [x for x in solved if math.isfinite(x)]
+                    steps = f"{len(solved)}/{len(brecs)}" + (
+                        f", median {fmt(float(np.median(solved)))}" if solved else ""
+                    )
                     improvement = paired(groups[0.0], brecs, error)
                     base = seed_mean(groups[0.0], error)
                     rel = improvement.map(lambda v, base=base: v / base.value) if base.value else Estimate(math.nan)
                     table_rows.append(
-                        [dev, task, t, b, describe(err), describe(steps), describe(rel), sum(failed(r) for r in brecs)]
+                        [dev, task, t, b, describe(err), steps, describe(rel), sum(failed(r) for r in brecs)]
                     )
                     xs.append(b)
                     ys.append(err.value)
@@ -327,7 +331,16 @@ def analyze_l2(records: Sequence[Record]) -> ClaimResult:
         "L2_forget_bias",
         "L2: final validation error by forget-gate bias (relative to the trivial "
         "baseline), steps to solve, and the relative error reduction against bias 0",
-        ["device", "task", "T", "bias", "error/baseline", "steps to threshold", "reduction vs bias 0", "diverged runs"],
+        [
+            "device",
+            "task",
+            "T",
+            "bias",
+            "error/baseline",
+            "solved (runs), steps to solve",
+            "reduction vs bias 0",
+            "diverged runs",
+        ],
         table_rows,
     )
     fig = FigureSpec(
@@ -669,6 +682,21 @@ def converged(rec: Record) -> bool:
     return rel_error(rec) <= 0.5
 
 
+def oscillation(rec: Record) -> float:
+    """Total upward movement of the validation error between consecutive evaluations, over the trivial
+    baseline's error: 0 for a run whose error only falls; a diverged run counts 1 (all the way back up)."""
+    if failed(rec):
+        return 1.0
+    _, values = curve(rec, "val_metric")
+    base = R.fmetric(rec, "baseline_metric")
+    if len(values) < 2 or not math.isfinite(base):
+        return math.nan
+    errs = [1.0 - v for v in values] if is_classification(rec) else values
+    base_err = 1.0 - base if is_classification(rec) else base
+    ups = sum(max(0.0, b - a) for a, b in itertools.pairwise(errs) if math.isfinite(a) and math.isfinite(b))
+    return ups / base_err if base_err else math.nan
+
+
 def analyze_l13(records: Sequence[Record]) -> ClaimResult:
     recs, okr = _train(records, "L13")
     if not okr:
@@ -683,13 +711,46 @@ def analyze_l13(records: Sequence[Record]) -> ClaimResult:
             n = len(lrecs)
             div = wilson(sum(failed(r) for r in lrecs), n)
             conv = wilson(sum(converged(r) for r in lrecs), n)
-            rel = seed_mean(lrecs, rel_error)
-            table_rows.append([dev, lr, n, describe(div), describe(conv), describe(rel)])
+            table_rows.append(
+                [
+                    dev,
+                    lr,
+                    n,
+                    describe(div),
+                    describe(conv),
+                    describe(seed_mean(lrecs, oscillation)),
+                    describe(seed_mean(lrecs, rel_error)),
+                ]
+            )
         if 0.1 in lrs:
-            fail = wilson(sum(not converged(r) for r in lrs[0.1]), len(lrs[0.1]))
-            j = judge_direction(fail, null=0.5, what="share of runs that diverge or fail to converge")
-            parts.append(Part("lr=0.1 oscillates or diverges", describe(fail), j.verdict, j.reason, core=True))
-            summary.append(f"lr=0.1: {sum(not converged(r) for r in lrs[0.1])}/{len(lrs[0.1])} fail")
+            high = lrs[0.1]
+            fail = wilson(sum(not converged(r) for r in high), len(high))
+            j_fail = judge_direction(fail, null=0.5, what="share of runs that diverge or fail to converge")
+            parts.append(
+                Part(
+                    "lr=0.1 diverges or fails to converge", describe(fail), j_fail.verdict, j_fail.reason, decides=False
+                )
+            )
+            summary.append(f"lr=0.1: {sum(not converged(r) for r in high)}/{len(high)} fail")
+            verdicts = [j_fail.verdict]
+            osc = paired(high, lrs[1e-3], oscillation) if 1e-3 in lrs else Estimate(math.nan)
+            if math.isfinite(osc.value):
+                j_osc = judge_direction(osc, null=0.0, what="upward movement of the validation error, 0.1 - 1e-3")
+                name = "lr=0.1 oscillates more than lr=1e-3"
+                parts.append(Part(name, describe(osc), j_osc.verdict, j_osc.reason, decides=False))
+                summary.append(f"oscillation 0.1 - 1e-3: {fmt(osc.value)}")
+                verdicts.append(j_osc.verdict)
+            # The claim's main point is a disjunction: either part confirmed confirms it.
+            either = CONFIRMED if CONFIRMED in verdicts else REFUTED if set(verdicts) == {REFUTED} else INCONCLUSIVE
+            parts.append(
+                Part(
+                    "lr=0.1 oscillates or diverges",
+                    " / ".join(verdicts),
+                    either,
+                    "either of the two parts above",
+                    core=True,
+                )
+            )
         if 1e-3 in lrs:
             conv = wilson(sum(converged(r) for r in lrs[1e-3]), len(lrs[1e-3]))
             j = judge_direction(conv, null=0.5, what="share of runs that converge")
@@ -712,17 +773,19 @@ def analyze_l13(records: Sequence[Record]) -> ClaimResult:
     rows, parts = device_rows(okr, judge)
     table = Table(
         "L13_learning_rate",
-        "L13: Adam learning-rate sweep: share of runs that diverged, that converged "
-        "(95% Wilson interval), and error over the trivial baseline's",
-        ["device", "lr", "runs", "diverged", "converged", "error/baseline"],
+        "L13: Adam learning-rate sweep: share of runs that diverged and that converged (95% Wilson interval), "
+        "the validation error's upward movement (oscillation), and error over the trivial baseline's",
+        ["device", "lr", "runs", "diverged", "converged", "oscillation", "error/baseline"],
         table_rows,
     )
     fig = FigureSpec("L13_learning_curves", "L13: training-loss curves by learning rate (median over seeds).", panels)
     text = (
         "Claimed: Adam at lr=0.1 oscillates or diverges; lr=1e-3 converges. A run converges when its final "
-        "validation error is at most half the trivial baseline's and it did not diverge; at lr=0.1 a run that "
-        "diverges or does not converge counts as oscillating or diverging. Shares over every task and seed, with "
-        f"Wilson 95% intervals, against one half. {_seeds_note(okr)}."
+        "validation error is at most half the trivial baseline's and it did not diverge. lr=0.1 diverges when most "
+        "of its runs fail to converge (Wilson 95% interval against one half); it oscillates when its validation "
+        "error moves back up more, over training, than at lr=1e-3 (the summed increases between evaluations over "
+        f"the baseline's error, paired by task and seed). Either confirms the first half of the claim. "
+        f"{_seeds_note(okr)}."
     )
     return _finish("L13", rows, parts, [table], [fig], text, recs)
 

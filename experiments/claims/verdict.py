@@ -39,6 +39,7 @@ class Part:
     verdict: str
     reason: str = ""
     core: bool = False  # a refuted core part refutes the whole claim (the claim's main point)
+    decides: bool = True  # False: shown for its evidence, judged through another part (a disjunction's halves)
 
 
 @dataclass
@@ -56,7 +57,7 @@ def around(value: float, tolerance: float = SINGLE_NUMBER_TOLERANCE) -> tuple[fl
 
 def _fmt(x: float) -> str:
     if not math.isfinite(x):
-        return "nan"
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
     if x.is_integer() and abs(x) < 1e7:
         return str(int(x))
     if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
@@ -130,7 +131,7 @@ def combine(parts: Sequence[Part], what: str = "") -> Verdict:
     undecided part remains and nothing is refuted; partly otherwise (some parts hold, others
     are off in size or refuted), naming which.
     """
-    run = [p for p in parts if p.verdict != NOT_RUN]
+    run = [p for p in parts if p.verdict != NOT_RUN and p.decides]
     if not run:
         return Verdict(NOT_RUN, "no records", list(parts))
 
@@ -156,7 +157,7 @@ def combine(parts: Sequence[Part], what: str = "") -> Verdict:
         verdict, reason = PARTLY, f"partly: {names({PARTLY}, why=True)}"
         if CONFIRMED in kinds:
             reason += f"; confirmed: {names({CONFIRMED})}"
-    missing = [p.name for p in parts if p.verdict == NOT_RUN]
+    missing = [p.name for p in parts if p.verdict == NOT_RUN and p.decides]
     if missing:
         reason += f" (not run: {', '.join(missing)})"
     return Verdict(verdict, reason, list(parts))

@@ -210,6 +210,7 @@ def hardware_table(records: Sequence[Record]) -> Table:
             R.device_name(r),
             str(env.get("cpu", "")),
             str(env.get("cpu_count", "")),
+            str(env.get("omp_num_threads") or "default"),
             R.backend(r),
             "; ".join(versions),
         )
@@ -218,7 +219,7 @@ def hardware_table(records: Sequence[Record]) -> Table:
     return Table(
         "hardware",
         "Devices and software the records name",
-        ["device", "device name", "cpu", "cores", "backend", "versions", "records"],
+        ["device", "device name", "cpu", "cores", "OMP threads", "backend", "versions", "records"],
         rows,
     )
 
@@ -435,6 +436,12 @@ def paper_markdown(
             "Cells that did not finish ok (kept as results): "
             + ", ".join(f"{n} {s}" for s, n in sorted(bad.items()))
             + "."
+        )
+    learning_backends = sorted({R.backend(r) for r in records if R.kind(r) == "train"})
+    if len(learning_backends) == 1:
+        lims.append(
+            f"Every training run here used the {learning_backends[0]} backend; the two backends' agreement "
+            "rests on `seqbench verify` and on the probes and bench cells run on both."
         )
     few = sorted({cid for cid, c in CLAIMS.items() if c.family == "learning" and _max_seeds(records, cid) in (1, 2)})
     if few:
