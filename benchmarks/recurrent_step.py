@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import statistics
 import sys
 import time
@@ -25,9 +26,23 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import jax_impl
-from experiments.backend import Batch
-from experiments.spec import OptimizerSpec, make_spec
+
+def _threads_from_argv() -> int | None:
+    """``--threads N`` must reach XLA before jax starts: read it ahead of argparse."""
+    if "--threads" in sys.argv:
+        return int(sys.argv[sys.argv.index("--threads") + 1])
+    return None
+
+
+_THREADS = _threads_from_argv()
+if _THREADS == 1:  # XLA:CPU on one thread (Eigen's pool off), as torch.set_num_threads(1)
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    )
+
+import jax_impl  # noqa: E402  (after XLA_FLAGS)
+from experiments.backend import Batch  # noqa: E402
+from experiments.spec import OptimizerSpec, make_spec  # noqa: E402
 
 INPUT = 32
 QUICK = [("lstm", 128, 100, 32), ("gru", 128, 100, 32), ("rnn", 128, 100, 32), ("lstm", 256, 100, 32)]
@@ -97,21 +112,21 @@ def torch_stepper(cell: str, hidden: int, seq_len: int, batch: int):
     return step
 
 
-def timed(step, n: int) -> float:
-    t0 = time.perf_counter()
+def timed(step, clock) -> float:
+    t0 = clock()
     step()
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
-def measure(cell: str, hidden: int, seq_len: int, batch: int, steps: int, warmup: int, unroll: int | None):
+def measure(cell: str, hidden: int, seq_len: int, batch: int, steps: int, warmup: int, unroll: int | None, clock):
     j, t = jax_stepper(cell, hidden, seq_len, batch, unroll), torch_stepper(cell, hidden, seq_len, batch)
     for _ in range(warmup):
         j()
         t()
     jt, tt = [], []
-    for i in range(steps):  # alternate, so that drift in the machine hits both sides alike
-        jt.append(timed(j, i))
-        tt.append(timed(t, i))
+    for _ in range(steps):  # alternate, so that drift in the machine hits both sides alike
+        jt.append(timed(j, clock))
+        tt.append(timed(t, clock))
     return statistics.median(jt), statistics.median(tt)
 
 
@@ -125,19 +140,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=20, help="timed steps per side (>= 20 for a reported figure)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--unroll", type=int, default=None, help="override the scan's unroll (default: the model's)")
+    ap.add_argument("--threads", type=int, default=None, help="1: both frameworks single-threaded (default: all cores)")
+    ap.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: process CPU time per step, robust to other load on the machine; a fair "
+        "measure only with --threads 1 (with more threads it adds the threads' times up)",
+    )
     args = ap.parse_args(argv)
 
     import jax
     import torch
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]
     grid = QUICK if args.quick else list(itertools.product(args.cells, args.hidden, args.seq_len, args.batch))
     print(
         f"# jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__}, "
-        f"torch threads {torch.get_num_threads()}, float32, input {INPUT}, Adam; median of {args.steps} steps"
+        f"torch threads {torch.get_num_threads()}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
+        f"float32, input {INPUT}, Adam; median of {args.steps} steps, {args.clock} clock; "
+        f"load average {load:.1f} at start"
     )
     print(f"{'cell':<5} {'H':>5} {'T':>4} {'B':>4} {'jax ms':>9} {'torch ms':>9} {'jax/torch':>9}")
     for cell, hidden, seq_len, batch in grid:
-        j, t = measure(cell, hidden, seq_len, batch, args.steps, args.warmup, args.unroll)
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        j, t = measure(cell, hidden, seq_len, batch, args.steps, args.warmup, args.unroll, clock)
         row = f"{cell:<5} {hidden:>5} {seq_len:>4} {batch:>4} {j * 1e3:>9.2f} {t * 1e3:>9.2f} {j / t:>9.2f}"
         print(row, flush=True)
     return 0

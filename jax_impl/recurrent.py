@@ -8,7 +8,8 @@ on Flax's merged bias moves differently from torch's pair.
 Execution paths (``execution_path``):
 
 - ``scan``: the input projection of every step in one matmul before the recurrence,
-  then ``lax.scan`` with only the hidden matmul and the fused gate math inside.
+  then ``lax.scan`` with only the hidden matmul and the fused gate math inside,
+  feature-major (states (H, B)), both directions of a layer in the same scan.
   Its backward pass is a hand-written reverse scan (``jax.custom_vjp``) that keeps
   the per-step work to one matmul (dgates @ W_hh) and computes dW_hh afterwards as
   one large matmul over all steps, instead of accumulating it step by step.
@@ -51,8 +52,10 @@ from jax_impl.layers import (
 
 PATHS = ("scan", "reference")
 WEIGHT_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-# lax.scan unroll of the fast path: measured on a 2-core CPU (benchmarks/recurrent_step.py).
-DEFAULT_UNROLL = 4
+# lax.scan unroll of the fast path. Measured on the 2-core CPU (LSTM, H=128, T=100, B=32,
+# benchmarks/recurrent_step.py): 1 and 2 within noise of each other, 4 and 8 slower and
+# slower to compile; so 1.
+DEFAULT_UNROLL = 1
 
 
 def resolve_path(requested: str, cell: str, precision: str, device: str) -> str:
@@ -119,48 +122,51 @@ def _reference_direction(
 
 
 # -- fast path -----------------------------------------------------------------------
-# Arrays carry a leading direction axis D (1, or 2 for both directions of a bidirectional
-# layer, run in the same scan): xp (T, D, B, G*H), h and c (D, B, H), w_t (D, H, G*H).
-def _bmm(a: Array, w: Array) -> Array:
-    """(D, B, K) @ (D, K, N) -> (D, B, N); a plain 2-D matmul when D = 1."""
+# Feature-major inside the scan: a state is (D, H, B), the gates (D, G*H, B), so that the
+# per-step matmul is W_hh @ h (torch's (G*H, H) layout as it is) and each gate block is a
+# contiguous slice of rows. Measured on XLA:CPU, this is the faster layout for the small-B
+# matmul at large H (150 vs 103 GFLOP/s at H=512, B=32, one core) and no slower at H=128.
+# The leading axis D is 1, or 2 for both directions of a bidirectional layer in one scan.
+def _bmm(a: Array, b: Array) -> Array:
+    """(D, M, K) @ (D, K, N) -> (D, M, N); a plain 2-D matmul when D = 1."""
     if a.shape[0] == 1:
-        return (a[0] @ w[0])[None]
-    return jnp.einsum("dbk,dkn->dbn", a, w)
+        return (a[0] @ b[0])[None]
+    return jnp.einsum("dmk,dkn->dmn", a, b)
 
 
-def _fast_forward(cell: str, unroll: int, xp: Array, w_t: Array, b_hn: Array, mask: Array):
-    """The recurrence over pre-projected inputs ``xp``, every bias but b_hn folded in.
+def _fast_forward(cell: str, unroll: int, xp: Array, w: Array, b_hn: Array, mask: Array):
+    """The recurrence over pre-projected inputs ``xp`` (T, D, G*H, B), every bias but b_hn folded in.
 
-    Returns outputs (T, D, B, H), final (h, c) (D, B, H), and the residuals the backward scan reads.
+    ``w`` is W_hh (D, G*H, H); ``mask`` (T, 1, 1, B). Returns outputs (T, D, H, B), final (h, c)
+    (D, H, B), and the residuals the backward scan reads.
     """
-    _, dirs, batch, _ = xp.shape
-    hidden = w_t.shape[1]
-    zeros = jnp.zeros((dirs, batch, hidden), xp.dtype)
-    b_hn = b_hn[:, None, :] if cell == "gru" else b_hn
+    _, dirs, _, batch = xp.shape
+    hidden = w.shape[2]
+    zeros = jnp.zeros((dirs, hidden, batch), xp.dtype)
+    b_hn = b_hn[:, :, None] if cell == "gru" else b_hn
 
     def step(carry, inp):
         h, c = carry
         xp_t, m = inp
-        r = _bmm(h, w_t)
+        r = _bmm(w, h)
         if cell == "lstm":
             z = xp_t + r
-            i = jax.nn.sigmoid(z[..., :hidden])
-            f = jax.nn.sigmoid(z[..., hidden : 2 * hidden])
-            g = jnp.tanh(z[..., 2 * hidden : 3 * hidden])
-            o = jax.nn.sigmoid(z[..., 3 * hidden :])
+            s = jax.nn.sigmoid(z)
+            g = jnp.tanh(z[:, 2 * hidden : 3 * hidden])
+            i, f, o = s[:, :hidden], s[:, hidden : 2 * hidden], s[:, 3 * hidden :]
             c_new = f * c + i * g
             tc = jnp.tanh(c_new)
             h_new = o * tc
-            acts = jnp.concatenate([i, f, g, o], axis=-1)
+            acts = jnp.concatenate([i, f, g, o], axis=1)
             res = (acts, h, c, tc)
         elif cell == "gru":
-            hn = r[..., 2 * hidden :] + b_hn
-            rg = jax.nn.sigmoid(xp_t[..., :hidden] + r[..., :hidden])
-            zg = jax.nn.sigmoid(xp_t[..., hidden : 2 * hidden] + r[..., hidden : 2 * hidden])
-            n = jnp.tanh(xp_t[..., 2 * hidden :] + rg * hn)
+            hn = r[:, 2 * hidden :] + b_hn
+            rg = jax.nn.sigmoid(xp_t[:, :hidden] + r[:, :hidden])
+            zg = jax.nn.sigmoid(xp_t[:, hidden : 2 * hidden] + r[:, hidden : 2 * hidden])
+            n = jnp.tanh(xp_t[:, 2 * hidden :] + rg * hn)
             h_new = n + zg * (h - n)
             c_new = c
-            acts = jnp.concatenate([rg, zg, n], axis=-1)
+            acts = jnp.concatenate([rg, zg, n], axis=1)
             res = (acts, h, hn)
         else:
             h_new = jnp.tanh(xp_t + r)
@@ -175,23 +181,23 @@ def _fast_forward(cell: str, unroll: int, xp: Array, w_t: Array, b_hn: Array, ma
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _fast_recur(cell: str, unroll: int, xp: Array, w_t: Array, b_hn: Array, mask: Array):
-    ys, h_t, c_t, _ = _fast_forward(cell, unroll, xp, w_t, b_hn, mask)
+def _fast_recur(cell: str, unroll: int, xp: Array, w: Array, b_hn: Array, mask: Array):
+    ys, h_t, c_t, _ = _fast_forward(cell, unroll, xp, w, b_hn, mask)
     return ys, h_t, c_t
 
 
-def _fast_recur_fwd(cell, unroll, xp, w_t, b_hn, mask):
-    ys, h_t, c_t, res = _fast_forward(cell, unroll, xp, w_t, b_hn, mask)
-    return (ys, h_t, c_t), (res, w_t, mask)
+def _fast_recur_fwd(cell, unroll, xp, w, b_hn, mask):
+    ys, h_t, c_t, res = _fast_forward(cell, unroll, xp, w, b_hn, mask)
+    return (ys, h_t, c_t), (res, w, mask)
 
 
 def _fast_recur_bwd(cell, unroll, saved, cts):
-    """Reverse scan: per step only dgates @ W_hh; dW_hh afterwards, one matmul over all steps."""
-    res, w_t, mask = saved
+    """Reverse scan: per step only W_hh^T @ dgates; dW_hh afterwards, one matmul over all steps."""
+    res, w, mask = saved
     d_ys, d_ht, d_ct = cts
-    hidden = w_t.shape[1]
-    w = jnp.swapaxes(w_t, 1, 2)  # (D, G*H, H), transposed once outside the loop
-    one = jnp.ones((), w_t.dtype)
+    hidden = w.shape[2]
+    w_t = jnp.swapaxes(w, 1, 2)  # (D, H, G*H), transposed once outside the loop
+    one = jnp.ones((), w.dtype)
 
     def step(carry, inp):
         dh, dc = carry
@@ -200,8 +206,8 @@ def _fast_recur_bwd(cell, unroll, saved, cts):
         dh_pass = jnp.where(m, 0.0, dh)
         if cell == "lstm":
             acts, _, c_prev, tc = r
-            i, f = acts[..., :hidden], acts[..., hidden : 2 * hidden]
-            g, o = acts[..., 2 * hidden : 3 * hidden], acts[..., 3 * hidden :]
+            i, f = acts[:, :hidden], acts[:, hidden : 2 * hidden]
+            g, o = acts[:, 2 * hidden : 3 * hidden], acts[:, 3 * hidden :]
             dc_new = jnp.where(m, dc, 0.0) + dh_new * o * (one - tc * tc)
             dz = jnp.concatenate(
                 [
@@ -210,37 +216,37 @@ def _fast_recur_bwd(cell, unroll, saved, cts):
                     dc_new * i * (one - g * g),
                     dh_new * tc * o * (one - o),
                 ],
-                axis=-1,
+                axis=1,
             )
-            dh_prev = _bmm(dz, w) + dh_pass
+            dh_prev = _bmm(w_t, dz) + dh_pass
             dc_prev = dc_new * f + jnp.where(m, 0.0, dc)
-            return (dh_prev, dc_prev), (dz, dz[..., :0])
+            return (dh_prev, dc_prev), (dz, dz[:, :0])
         if cell == "gru":
             acts, h_prev, hn = r
-            rg, zg, n = acts[..., :hidden], acts[..., hidden : 2 * hidden], acts[..., 2 * hidden :]
+            rg, zg, n = acts[:, :hidden], acts[:, hidden : 2 * hidden], acts[:, 2 * hidden :]
             dn = dh_new * (one - zg)
             dan = dn * (one - n * n)
             drg = dan * hn
             dzg = dh_new * (h_prev - n)
-            dxp = jnp.concatenate([drg * rg * (one - rg), dzg * zg * (one - zg), dan], axis=-1)
+            dxp = jnp.concatenate([drg * rg * (one - rg), dzg * zg * (one - zg), dan], axis=1)
             drn = dan * rg
-            drh = jnp.concatenate([dxp[..., : 2 * hidden], drn], axis=-1)
-            dh_prev = _bmm(drh, w) + dh_new * zg + dh_pass
+            drh = jnp.concatenate([dxp[:, : 2 * hidden], drn], axis=1)
+            dh_prev = _bmm(w_t, drh) + dh_new * zg + dh_pass
             return (dh_prev, dc), (dxp, drn)
         (acts, _) = r
         da = dh_new * (one - acts * acts)
-        return (_bmm(da, w) + dh_pass, dc), (da, da[..., :0])
+        return (_bmm(w_t, da) + dh_pass, dc), (da, da[:, :0])
 
     _, (dxp, drn) = jax.lax.scan(step, (d_ht, d_ct), (d_ys, mask, res), reverse=True, unroll=unroll)
-    h_prev = res[1]  # (T, D, B, H)
+    h_prev = res[1]  # (T, D, H, B)
     if cell == "gru":
-        drh = jnp.concatenate([dxp[..., : 2 * hidden], drn], axis=-1)
-        d_bhn = jnp.sum(drn, axis=(0, 2))
+        drh = jnp.concatenate([dxp[:, :, : 2 * hidden], drn], axis=2)
+        d_bhn = jnp.sum(drn, axis=(0, 3))
     else:
         drh = dxp
-        d_bhn = jnp.zeros((w_t.shape[0], 0), w_t.dtype)
-    d_wt = jnp.einsum("tdbh,tdbg->dhg", h_prev, drh)
-    return dxp, d_wt, d_bhn, None
+        d_bhn = jnp.zeros((w.shape[0], 0), w.dtype)
+    d_w = jnp.einsum("tdgb,tdhb->dgh", drh, h_prev)
+    return dxp, d_w, d_bhn, None
 
 
 _fast_recur.defvjp(_fast_recur_fwd, _fast_recur_bwd)
@@ -269,17 +275,17 @@ def _fast_layer(
     else:
         folded = b_ih + b_hh
         b_hn = jnp.zeros((w_hh.shape[0], 0), w_hh.dtype)
-    # every step's input projection in one matmul, laid out time-major for the scan
-    xp = jnp.einsum("dbti,dgi->tdbg", xs, w_ih) + folded[None, :, None, :]
-    w_t = jnp.swapaxes(w_hh, 1, 2)  # (D, H, G*H), pre-transposed
-    m = mask[:, None]  # (T, 1, B, 1)
+    # every step's input projection in one matmul, laid out (T, D, G*H, B) for the scan
+    xp = jnp.einsum("dbti,dgi->tdgb", xs, w_ih) + folded[None, :, :, None]
+    m = jnp.swapaxes(mask, 1, 2)[:, None]  # (T, 1, 1, B)
     if want_gates:  # forward only (extras): the same forward, residuals kept
-        ys, h_t, c_t, res = _fast_forward(cell, unroll, xp, w_t, b_hn, m)
-        gates = jnp.moveaxis(jnp.where(m, res[0], 0.0), 0, 2)
+        ys, h_t, c_t, res = _fast_forward(cell, unroll, xp, w_hh, b_hn, m)
+        gates = jnp.transpose(jnp.where(m, res[0], 0.0), (1, 3, 0, 2))
     else:
-        ys, h_t, c_t = _fast_recur(cell, unroll, xp, w_t, b_hn, m)
+        ys, h_t, c_t = _fast_recur(cell, unroll, xp, w_hh, b_hn, m)
         gates = None
-    return jnp.moveaxis(ys, 0, 2), h_t, c_t, gates
+    # (T, D, H, B) -> (D, B, T, H); (D, H, B) -> (D, B, H)
+    return jnp.transpose(ys, (1, 3, 0, 2)), jnp.swapaxes(h_t, 1, 2), jnp.swapaxes(c_t, 1, 2), gates
 
 
 # -- the encoder ----------------------------------------------------------------------
