@@ -206,3 +206,15 @@ def test_tf32_is_a_float32_model() -> None:
     model = BE.build(spec, spec.init_params(0), precision="tf32")
     assert all(v.dtype == np.float32 for v in BE.export_params(model).values())
     assert model.precision == "tf32"
+
+
+def test_bfloat16_model_runs_in_bfloat16() -> None:
+    spec = case_spec("rnn")
+    model = BE.build(spec, spec.init_params(0), precision="bfloat16")
+    exported = BE.export_params(model)
+    assert all(str(v.dtype) == "bfloat16" for v in exported.values())
+    batch = make_batch(spec)
+    out = BE.forward(model, batch)
+    assert str(out.outputs.dtype) == "bfloat16" and np.all(np.isfinite(out.outputs.astype(np.float32)))
+    state = BE.make_train_state(model, OptimizerSpec(name="sgd", lr=0.1))
+    assert np.isfinite(BE.loss_value(BE.train_step(state, batch)))
