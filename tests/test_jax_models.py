@@ -5,6 +5,7 @@ Everything in float64 unless a test says otherwise; shapes are tiny (jit compile
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import jax
@@ -369,3 +370,99 @@ def test_jit_is_reused_across_models_of_one_config() -> None:
     ra, rb = BE.forward(a, batch), BE.forward(b, batch)
     assert not np.allclose(ra.outputs, rb.outputs)  # the parameters, not a stale closure
     assert jax.tree.structure(a.static_key()) is not None and a.static_key() == b.static_key()
+
+
+# -- the spec's math, written again in NumPy -------------------------------------------------------
+def _np_layer_norm(z: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    mean = z.mean(-1, keepdims=True)
+    var = ((z - mean) ** 2).mean(-1, keepdims=True)
+    return (z - mean) / np.sqrt(var + eps) * w + b
+
+
+def _np_transformer(spec, p: dict, x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The transformer spec docstring in NumPy: (outputs, logits)."""
+    batch, seq_len, _ = x.shape
+    d, heads = spec.d_model, spec.num_heads
+    h = x @ p["input_proj.weight"].T + p["input_proj.bias"]
+    t = np.arange(seq_len)[:, None]
+    if spec.positional == "sinusoidal":
+        i2 = np.arange(0, d, 2)[None, :]
+        pe = np.zeros((seq_len, d))
+        pe[:, 0::2], pe[:, 1::2] = np.sin(t / 10000 ** (i2 / d)), np.cos(t / 10000 ** (i2 / d))
+        h = h + pe
+    elif spec.positional == "learned":
+        h = h + p["pos_embedding"][:seq_len]
+    keys_ok = np.arange(seq_len)[None, None, None, :] < lengths[:, None, None, None]
+    if spec.causal:
+        keys_ok = keys_ok & (np.arange(seq_len)[None, :] <= t)[None, None]
+    erf = np.vectorize(math.erf)
+
+    def lin(z, name):
+        return z @ p[f"{name}.weight"].T + p[f"{name}.bias"]
+
+    def sa(z, pre):
+        q, k, v = (lin(z, f"{pre}self_attn.{n}_proj").reshape(batch, seq_len, heads, d // heads) for n in "qkv")
+        s = np.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(d // heads)
+        s = np.where(keys_ok, s, -np.inf)
+        a = np.exp(s - s.max(-1, keepdims=True))
+        a = a / a.sum(-1, keepdims=True)
+        return lin(np.einsum("bhqk,bkhd->bqhd", a, v).reshape(batch, seq_len, d), f"{pre}self_attn.out_proj")
+
+    def ff(z, pre):
+        u = lin(z, f"{pre}linear1")
+        u = np.maximum(u, 0) if spec.activation == "relu" else 0.5 * u * (1 + erf(u / np.sqrt(2)))
+        return lin(u, f"{pre}linear2")
+
+    def ln(z, name):
+        return _np_layer_norm(z, p[f"{name}.weight"], p[f"{name}.bias"], spec.layer_norm_eps)
+
+    for i in range(spec.num_layers):
+        pre = f"layers.{i}."
+        if spec.norm_first:
+            h = h + sa(ln(h, f"{pre}norm1"), pre)
+            h = h + ff(ln(h, f"{pre}norm2"), pre)
+        else:
+            h = ln(h + sa(h, pre), f"{pre}norm1")
+            h = ln(h + ff(h, pre), f"{pre}norm2")
+    if spec.norm_first:
+        h = ln(h, "final_norm")
+    valid = np.arange(seq_len)[None, :] < lengths[:, None]
+    out = np.where(valid[..., None], h, 0.0)
+    if spec.resolved_pooling == "mean":
+        pooled = out.sum(1) / lengths[:, None]
+    else:
+        pooled = out[np.arange(batch), lengths - 1]
+    feats = out if spec.head.per_step else pooled
+    return out, feats @ p["head.weight"].T + p["head.bias"]
+
+
+@pytest.mark.parametrize("case", ["transformer", "transformer_pre"])
+def test_transformer_matches_numpy(case: str) -> None:
+    """Positions, the spec's LayerNorm eps (1e-3 here, neither framework's default), exact GELU,
+    masks, both norm placements and poolings, against NumPy."""
+    spec = case_spec(case)
+    p = spec.random_params(seed=70)
+    batch = make_batch(spec, seed=71)
+    got = BE.forward(BE.build(spec, p, precision="float64"), batch)
+    outputs, logits = _np_transformer(spec, p, batch.x, batch.lengths)
+    np.testing.assert_allclose(got.outputs, outputs, **TOL)
+    np.testing.assert_allclose(got.logits, logits, **TOL)
+
+
+def test_attention_pooling_matches_numpy() -> None:
+    """e_t = w_s . tanh(W_k o_t + b_k + W_q q), masked softmax, context, on the encoder's own o and q."""
+    spec = case_spec("attention_lstm")
+    p = spec.random_params(seed=72)
+    batch = make_batch(spec, seed=73)
+    got = BE.forward(BE.build(spec, p, precision="float64"), batch, return_extras=True)
+    o = got.outputs
+    h = got.final_states["h"]
+    q = np.concatenate([h[-2], h[-1]], axis=-1)  # last layer, (forward, reverse)
+    e = np.tanh(o @ p["attn.key.weight"].T + p["attn.key.bias"] + (q @ p["attn.query.weight"].T)[:, None])
+    e = (e @ p["attn.score.weight"].T)[..., 0]
+    e = np.where(batch.mask, e, -np.inf)
+    a = np.exp(e - e.max(-1, keepdims=True))
+    a = a / a.sum(-1, keepdims=True)
+    np.testing.assert_allclose(got.extras["attention"], a, **TOL)
+    np.testing.assert_allclose(got.pooled, np.einsum("bt,btd->bd", a, o), **TOL)
+    np.testing.assert_allclose(got.logits, got.pooled @ p["head.weight"].T + p["head.bias"], **TOL)
