@@ -549,3 +549,12 @@ def test_l14_clipping_prevents_divergence() -> None:
             train("L14", math.nan, 0.16, seed=s, arch="rnn", status="diverged", optimizer={"lr": 0.1, "clip_norm": 1e9})
         )
     assert analyze("L14", recs).verdict == CONFIRMED
+
+
+def test_cpu_resident_memory_decides_nothing() -> None:
+    recs = [bench("S2", 1.0, mem=1e6 * t, seq_len=t, metrics={"mem_kind": "cpu_rss_delta"}) for t in S1_T]
+    res = analyze("S2", recs)
+    assert res.verdict == INCONCLUSIVE
+    assert all("resident memory" in p.reason for p in res.rows[0].verdict.parts)
+    gpu = [bench("S2", 1.0, mem=1e6 * t, seq_len=t, device="cuda", metrics={"mem_kind": "device_peak"}) for t in S1_T]
+    assert analyze("S2", gpu).verdict == CONFIRMED

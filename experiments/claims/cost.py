@@ -43,6 +43,24 @@ from experiments.claims.verdict import (
 GiB = 2**30
 
 
+CPU_MEMORY_NOTE = (
+    "a CPU reading is the growth of a worker's resident memory, which reuses pages freed by earlier cells: "
+    "it can read far below what the step needs, so it decides nothing; the GPU run decides"
+)
+
+
+def cap_cpu_memory(parts: list[Part], recs: Sequence[Record], which=lambda part: True) -> list[Part]:
+    """Memory parts judged on CPU resident-memory growth are shown but capped at inconclusive."""
+    if not any(str(R.metric(r, "mem_kind", "")).startswith("cpu_rss") for r in recs):
+        return parts
+    out = []
+    for p in parts:
+        if which(p) and p.verdict in (CONFIRMED, PARTLY, REFUTED):
+            p = Part(p.name, p.measured, INCONCLUSIVE, f"{p.reason}; but {CPU_MEMORY_NOTE}", core=p.core)
+        out.append(p)
+    return out
+
+
 def _bench(records: Sequence[Record], claim_id: str) -> tuple[list[Record], list[Record]]:
     recs = R.select(records, claim_id, kinds=("bench",))
     return recs, [r for r in recs if R.ok(r)]
@@ -192,7 +210,7 @@ def analyze_s2(records: Sequence[Record]) -> ClaimResult:
             panel.series.append(Series(f"lstm ({be})", ts, [mem[t] / mem[t0] for t in ts]))
             panel.series.append(Series(f"linear ({be})", ts, [t / t0 for t in ts], style="--"))
         panels.append(panel)
-        return parts, "; ".join(summary)
+        return cap_cpu_memory(parts, dev_recs), "; ".join(summary)
 
     rows, parts = device_rows(okr, judge)
     table = Table(
@@ -362,7 +380,7 @@ def analyze_s4(records: Sequence[Record]) -> ClaimResult:
                 )
             panel.series.append(Series(f"{arch_name} ({be})", xs, ys, style="o"))
         panels.append(panel)
-        return parts, "; ".join(summary) or "exponents only"
+        return cap_cpu_memory(parts, dev_recs), "; ".join(summary) or "exponents only"
 
     rows, parts = device_rows(okr, judge)
     table = Table(
@@ -580,7 +598,7 @@ def analyze_s7(records: Sequence[Record]) -> ClaimResult:
                 table_rows.append([dev, be, t, h, b, describe(e), fmt(m_b / m_l) if m_l else "nan"])
         panel.hlines = [(1.8, "claimed time 1.8"), (2.0, "claimed 2.0")]
         panels.append(panel)
-        return parts, "; ".join(summary)
+        return cap_cpu_memory(parts, dev_recs, lambda p: "memory" in p.name), "; ".join(summary)
 
     rows, parts = device_rows(okr, judge)
     table = Table(
@@ -670,7 +688,7 @@ def analyze_s9(records: Sequence[Record]) -> ClaimResult:
                 if crossing
                 else f"{be} L={layers}: never over 16 GiB"
             )
-        return parts, "; ".join(summary)
+        return cap_cpu_memory(parts, dev_recs), "; ".join(summary)
 
     rows, parts = device_rows(usable, judge, about_gpu=True)
     table = Table(
@@ -733,7 +751,7 @@ def analyze_s10(records: Sequence[Record]) -> ClaimResult:
             summary.append(f"{be}/{attn}: exponent {top:.2f} at the largest T")
             panel.series.append(Series(f"{attn} ({be})", ts, [mem[t] / 2**20 for t in ts]))
         panels.append(panel)
-        return parts, "; ".join(summary)
+        return cap_cpu_memory(parts, dev_recs), "; ".join(summary)
 
     rows, parts = device_rows(okr, judge)
     table = Table(
@@ -788,7 +806,7 @@ def analyze_s11(records: Sequence[Record]) -> ClaimResult:
             summary.append(f"{be}/{arch_name}: throughput x{fmt(thr.value)} from B={b0} to {b1}")
             panel.series.append(Series(f"{arch_name} ({be})", bs, [b / times[b].value for b in bs]))
         panels.append(panel)
-        return parts, "; ".join(summary)
+        return cap_cpu_memory(parts, dev_recs, lambda p: "memory" in p.name), "; ".join(summary)
 
     rows, parts = device_rows(okr, judge)
     table = Table(

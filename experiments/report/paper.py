@@ -25,6 +25,8 @@ from experiments.report.tables import markdown, table_markdown
 
 TITLE = "Reproducing published claims about recurrent and attention sequence models, in PyTorch and JAX"
 PAPER_TABLE_ROWS = 40
+NOISY_CV = 0.25  # a bench cell whose step times vary more than this is flagged as noisy
+VERSION_KEYS = ("jax", "jaxlib", "flax", "optax", "cuda", "cudnn")
 
 SEMANTICS = [
     (
@@ -204,7 +206,7 @@ def hardware_table(records: Sequence[Record]) -> Table:
     seen: dict[tuple, int] = {}
     for r in records:
         env = r.get("env", {}) or {}
-        versions = sorted(f"{k}={v}" for k, v in env.items() if ("version" in k or k in ("cuda", "cudnn")) and v)
+        versions = sorted(f"{k}={v}" for k, v in env.items() if ("version" in k or k in VERSION_KEYS) and v)
         key = (
             R.device(r),
             R.device_name(r),
@@ -422,11 +424,11 @@ def paper_markdown(
             "sets. Learning verdicts from it say what those budgets show, not what a tuned model reaches."
         )
     if "cuda" not in devices:
-        gpu_claims = [cid for cid, c in CLAIMS.items() if c.about_gpu]
-        lims.append(
-            f"No GPU records: the claims about GPUs ({', '.join(gpu_claims)}) have CPU verdicts only, which "
-            "are not the verdicts the claims are about."
-        )
+        judged = [cid for cid, c in CLAIMS.items() if c.about_gpu and results[cid].verdict != NOT_RUN]
+        text = "No GPU records: every cost verdict here is a CPU verdict."
+        if judged:
+            text += f" For the claims about GPUs ({', '.join(judged)}) that is not the verdict the claim is about."
+        lims.append(text + " The `full` preset is the GPU grid.")
     not_run = [cid for cid, res in results.items() if res.verdict == NOT_RUN]
     if not_run:
         lims.append(f"Not run: {', '.join(not_run)}.")
@@ -446,9 +448,29 @@ def paper_markdown(
     few = sorted({cid for cid, c in CLAIMS.items() if c.family == "learning" and _max_seeds(records, cid) in (1, 2)})
     if few:
         lims.append(f"Fewer than 3 seeds for: {', '.join(few)}.")
+    bench = [r for r in records if R.kind(r) == "bench" and R.ok(r)]
+    noisy = [r for r in bench if R.fmetric(r, "step_s_cv") > NOISY_CV]
+    if noisy:
+        lims.append(
+            f"{len(noisy)} of {len(bench)} bench cells timed steps whose coefficient of variation exceeds "
+            f"{NOISY_CV:g} (median {fmt(float(np.median([R.fmetric(r, 'step_s_cv') for r in noisy])))}): noisy "
+            "timings, as when other processes share the cores. Their ratios' intervals account for the spread of "
+            "the steps, not for slow drifts of the machine's load between cells."
+        )
+    commits = Counter(
+        (str((r.get("env") or {}).get("git_commit"))[:10], bool((r.get("env") or {}).get("git_dirty"))) for r in records
+    )
+    dirty = sum(n for (_, d), n in commits.items() if d)
+    if dirty:
+        shown = ", ".join(sorted({c for (c, d) in commits if d}))
+        lims.append(
+            f"{dirty} records ran from a working tree with uncommitted changes to the code (on top of {shown}); "
+            "the records' configs are complete, but that code state is not in the history."
+        )
     lims.append(
-        "CPU memory is the worker's resident-set growth, which includes allocator caching and library "
-        "buffers; GPU memory is the allocator's peak. The two are not comparable."
+        "CPU memory is the growth of a worker's resident set, which reuses pages that earlier cells freed; it "
+        "can read far below a step's need, so memory parts measured on a CPU are shown but decide nothing. GPU "
+        "memory is the allocator's peak."
     )
     lims.append(
         "Where a claim gives no number the suite states its reading (S8 'large' = at least 2x; L12 "
