@@ -98,3 +98,52 @@ def forget_gate(backend: Any, cell: Cell) -> CellResult:
         },
         path=backend.execution_path(model),
     )
+
+
+ATTENTION_SETTINGS: dict[str, Any] = {"steps": 300, "eval_examples": 256}
+
+
+@register_cell_kind("attention_map", settings=ATTENTION_SETTINGS, task="required")
+def attention_map(backend: Any, cell: Cell) -> CellResult:
+    """Train an attention-LSTM for ``steps`` steps on the task's train split, then read its attention
+    weights (``extras["attention"]``, (B, T)) on the first ``eval_examples`` validation sequences: their
+    mean over sequences per position, and, for delayed recall, the mean weight on the cue's position.
+    (Training here is a plain loop of ``Backend.train_step``; the ``train`` kind is the one that measures
+    learning, with evaluation curves and divergence.)"""
+    from experiments.tasks import evaluate, load_task
+
+    spec = cell.build_spec()
+    if "attention" not in getattr(spec, "arch", ""):
+        raise UserError("arch", "attention_map needs an attention architecture", "use attention_lstm")
+    settings = cell.settings
+    task = load_task(cell.task, seed=cell.data_seed, **cell.task_params)
+    model = backend.build(
+        spec, spec.init_params(cell.seed), precision=cell.precision, device=cell.device, path=cell.path
+    )
+    state = backend.make_train_state(model, cell.optimizer_spec(), seed=cell.seed)
+    rng = np.random.default_rng([cell.seed, 2])
+    loss = math.nan
+    for _ in range(settings["steps"]):
+        idx = rng.integers(0, len(task.train), size=cell.batch)
+        loss = backend.loss_value(backend.train_step(state, backend.prepare_batch(state, task.train.batch(idx))))
+    trained = backend.build(
+        spec, backend.state_params(state), precision=cell.precision, device=cell.device, path=cell.path
+    )
+    val = task.val.batch(np.arange(min(settings["eval_examples"], len(task.val))))
+    out = backend.forward(trained, val, return_extras=True)
+    weights = np.asarray(out.extras["attention"], dtype=np.float64)  # (B, T)
+    hits, count = evaluate(task.metric, task.head, np.asarray(out.logits), val)
+    metrics: dict[str, Any] = {
+        "attention_mean": weights.mean(axis=0).tolist(),
+        "val_metric": hits / max(count, 1),
+        "final_train_loss": loss,
+        "baseline_metric": task.baseline,
+    }
+    distance = task.info.get("distance")
+    if distance is not None and task.info.get("cue_kept", True):
+        cue = task.seq_len - 1 - int(distance)
+        metrics["cue_position"] = cue
+        metrics["attention_on_cue"] = float(weights[:, cue].mean())
+        metrics["uniform_weight"] = 1.0 / task.seq_len
+    status = "ok" if math.isfinite(loss) else "nan"
+    return CellResult(metrics=metrics, status=status, path=backend.execution_path(model))

@@ -471,9 +471,44 @@ def analyze_l6(records: Sequence[Record]) -> ClaimResult:
         "Claimed: attention on top of an LSTM improves accuracy by 3-10% on sequences longer than 50 steps, and "
         "not on short ones. Read as absolute accuracy points (the relative gain is in the table too): confirmed "
         f"for T > 50 when the gain lies in [0.03, 0.10]; for T <= 50 when it stays below 0.03. {_seeds_note(okr)}."
-        ""
     )
-    return _finish("L6", rows, parts, [table], [fig], text, recs)
+    tables, figures = [table], [fig]
+    maps = R.select(records, "L6", kinds=("attention_map",), only_ok=True)
+    if maps:
+        map_table, map_fig = _attention_maps(maps)
+        tables.append(map_table)
+        figures.append(map_fig)
+        text += (
+            " Where the attention looks: an attention-LSTM trained on the same task, its mean attention weight per "
+            "position over validation sequences (the cue is the first token)."
+        )
+    return _finish("L6", rows, parts, tables, figures, text, recs)
+
+
+def _attention_maps(maps: Sequence[Record]) -> tuple[Table, FigureSpec]:
+    rows, panels = [], []
+    for (dev, be, t), grecs in by(maps, R.device, R.backend, R.seq_len).items():
+        weights = np.mean([R.metric(r, "attention_mean") for r in grecs], axis=0)
+        on_cue = seed_mean(grecs, lambda r: R.fmetric(r, "attention_on_cue"))
+        acc = seed_mean(grecs, lambda r: R.fmetric(r, "val_metric"))
+        rows.append([dev, be, t, len(grecs), describe(acc), describe(on_cue), fmt(1.0 / t)])
+        panel = Panel(f"{dev} {be}: T={t}, accuracy {fmt(acc.value)}", "position t", "mean attention weight", logy=True)
+        panel.series.append(Series("attention", list(range(t)), weights.tolist(), style="-"))
+        panel.hlines = [(1.0 / t, "uniform 1/T")]
+        panels.append(panel)
+    table = Table(
+        "L6_attention_weights",
+        "L6: a trained attention-LSTM's attention on delayed recall: weight on the cue position vs uniform",
+        ["device", "backend", "T", "runs", "validation accuracy", "weight on the cue", "uniform 1/T"],
+        rows,
+    )
+    fig = FigureSpec(
+        "L6_attention_weights",
+        "L6: mean attention weight per position of a trained attention-LSTM "
+        "on delayed recall (the cue is at position 0); dashed: uniform attention.",
+        panels,
+    )
+    return table, fig
 
 
 def pct(x: float) -> str:
