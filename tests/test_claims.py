@@ -558,3 +558,67 @@ def test_cpu_resident_memory_decides_nothing() -> None:
     assert all("resident memory" in p.reason for p in res.rows[0].verdict.parts)
     gpu = [bench("S2", 1.0, mem=1e6 * t, seq_len=t, device="cuda", metrics={"mem_kind": "device_peak"}) for t in S1_T]
     assert analyze("S2", gpu).verdict == CONFIRMED
+
+
+class _AttentionBackend(_KnownBackend):
+    """Trains nothing; attends to position 0 with weight 0.7, evenly elsewhere."""
+
+    def make_train_state(self, model, optimizer, seed=0):
+        return {"steps": 0}
+
+    def prepare_batch(self, state, batch):
+        return batch
+
+    def train_step(self, state, batch):
+        state["steps"] += 1
+        return 0.25
+
+    def loss_value(self, loss):
+        return float(loss)
+
+    def state_params(self, state):
+        return {}
+
+    def forward(self, model, batch, return_extras=False, **kw):
+        from experiments.backend import ForwardResult
+
+        b, t, _ = batch.x.shape
+        weights = np.full((b, t), 0.3 / (t - 1))
+        weights[:, 0] = 0.7
+        logits = np.zeros((b, 2))
+        logits[np.arange(b), batch.y] = 1.0  # always right
+        return ForwardResult(
+            outputs=np.zeros((b, t, 4)), pooled=np.zeros((b, 4)), logits=logits, extras={"attention": weights}
+        )
+
+
+def test_attention_map_probe_reads_the_cue_weight() -> None:
+    from experiments.cells import Cell
+    from experiments.grid import _task_meta
+    from experiments.probes import attention_map
+    from experiments.spec import make_spec, spec_to_dict
+
+    params = {"seq_len": 12, "n_classes": 2, "n_train": 64, "n_val": 16, "n_test": 16}
+    meta = _task_meta("delayed_recall", 0, tuple(sorted(params.items())))
+    spec = make_spec("attention_lstm", input_size=meta["input_size"], hidden_size=4, head_out=2)
+    config = {
+        "kind": "attention_map",
+        "arch": "attention_lstm",
+        "backend": "known",
+        "device": "cpu",
+        "precision": "float32",
+        "path": "auto",
+        "seed": 0,
+        "data_seed": 0,
+        "batch": 8,
+        "seq_len": 12,
+        "task": "delayed_recall",
+        "task_params": params,
+        "spec": spec_to_dict(spec),
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "settings": {"steps": 3, "eval_examples": 10},
+    }
+    res = attention_map(_AttentionBackend(), Cell.make("probe", ("L6",), config))
+    assert res.status == "ok" and res.metrics["val_metric"] == 1.0
+    assert res.metrics["cue_position"] == 0 and res.metrics["attention_on_cue"] == pytest.approx(0.7)
+    assert len(res.metrics["attention_mean"]) == 12
