@@ -9,7 +9,8 @@ module and ``torch.optim.Adam``. Each side: warm-up, then the median of at least
     python benchmarks/recurrent_step.py --quick
     python benchmarks/recurrent_step.py --cells lstm --hidden 128 256 --seq-len 100 --batch 32
 
-Prints one line per cell and the ratio jax/torch (below 1: JAX is faster).
+Prints one line per cell: medians and their ratio jax/torch (below 1: JAX is faster), then
+the minima (the best case, what other load on the machine disturbs least).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def measure(cell: str, hidden: int, seq_len: int, batch: int, steps: int, warmup
     for _ in range(steps):  # alternate, so that drift in the machine hits both sides alike
         jt.append(timed(j, clock))
         tt.append(timed(t, clock))
-    return statistics.median(jt), statistics.median(tt)
+    return statistics.median(jt), statistics.median(tt), min(jt), min(tt)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,11 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         f"float32, input {INPUT}, Adam; median of {args.steps} steps, {args.clock} clock; "
         f"load average {load:.1f} at start"
     )
-    print(f"{'cell':<5} {'H':>5} {'T':>4} {'B':>4} {'jax ms':>9} {'torch ms':>9} {'jax/torch':>9}")
+    header = f"{'cell':<5} {'H':>5} {'T':>4} {'B':>4} {'jax ms':>9} {'torch ms':>9} {'jax/torch':>9}"
+    print(header + "   (min: jax, torch, ratio)")
     for cell, hidden, seq_len, batch in grid:
         clock = time.process_time if args.clock == "cpu" else time.perf_counter
-        j, t = measure(cell, hidden, seq_len, batch, args.steps, args.warmup, args.unroll, clock)
+        j, t, jmin, tmin = measure(cell, hidden, seq_len, batch, args.steps, args.warmup, args.unroll, clock)
         row = f"{cell:<5} {hidden:>5} {seq_len:>4} {batch:>4} {j * 1e3:>9.2f} {t * 1e3:>9.2f} {j / t:>9.2f}"
+        row += f"   ({jmin * 1e3:.2f}, {tmin * 1e3:.2f}, {jmin / tmin:.2f})"
         print(row, flush=True)
     return 0
 
