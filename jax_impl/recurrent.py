@@ -11,7 +11,7 @@ Execution paths (``execution_path``):
   then ``lax.scan`` with only the hidden matmul and the fused gate math inside,
   feature-major (states (H, B)), both directions of a layer in the same scan.
   Its backward pass is a hand-written reverse scan (``jax.custom_vjp``) that keeps
-  the per-step work to one matmul (dgates @ W_hh) and computes dW_hh afterwards as
+  the per-step work to one matmul (W_hh^T dgates) and computes dW_hh afterwards as
   one large matmul over all steps, instead of accumulating it step by step.
 - ``reference``: a plain scan, projection inside the step, differentiated by JAX
   itself. The control the fast path is tested against.
