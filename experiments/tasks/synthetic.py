@@ -55,7 +55,9 @@ def _constant_lengths(n: int, seq_len: int) -> np.ndarray:
 
 
 def _one_hot(tokens: np.ndarray, size: int) -> np.ndarray:
-    return np.eye(size)[tokens]
+    out = np.zeros((*tokens.shape, size))
+    np.put_along_axis(out, tokens[..., None], 1.0, axis=-1)
+    return out
 
 
 def _require(field: str, ok: bool, problem: str) -> None:
@@ -133,10 +135,10 @@ def delayed_recall(
     for n in _split_sizes(n_train, n_val, n_test):
         tokens = rng.integers(0, n_classes, size=(n, seq_len))
         labels = tokens[:, cue_at].copy()
-        x = np.concatenate([_one_hot(tokens, n_classes), np.zeros((n, seq_len, 1))], axis=-1)
-        x[:, cue_at, -1] = 1.0
-        if truncate is not None and truncate < seq_len:
-            x = x[:, -truncate:]
+        start = seq_len - truncate if truncate is not None and truncate < seq_len else 0
+        x = _one_hot(tokens[:, start:], n_classes + 1)  # the last channel (the cue flag) is never a token
+        if cue_at >= start:
+            x[:, cue_at - start, -1] = 1.0
         splits.append(Split(x=x, lengths=_constant_lengths(n, x.shape[1]), y=labels))
     train, val, test = splits
     majority = np.bincount(train.y, minlength=n_classes).argmax()
