@@ -93,7 +93,6 @@ class Claim:
     family: str  # "cost" | "learning"
     analyze: Callable[[list[Record]], ClaimResult]
     about_gpu: bool = False  # the claim speaks of GPUs or utilisation
-    needs: str = ""  # what a run must contain (for "not run" rows)
 
 
 def not_run(claim_id: str, what: str) -> ClaimResult:
@@ -119,10 +118,6 @@ def fmt(x: float | None, digits: int = 3) -> str:
     if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
         return f"{x:.{max(digits - 1, 0)}e}"
     return f"{x:.{digits}g}"
-
-
-def pct(x: float) -> str:
-    return "nan" if not math.isfinite(x) else f"{100 * x:.1f}%"
 
 
 def parts_table(name: str, title: str, parts: Sequence[tuple[str, Part]]) -> Table:

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from experiments.claims import records as R
-from experiments.claims.base import ClaimResult, DeviceVerdict, Table
+from experiments.claims.base import ClaimResult, DeviceVerdict, Table, not_run
 from experiments.claims.records import Record
-from experiments.claims.stats import Estimate, geomean, median_rel_se, ratio_estimate
+from experiments.claims.stats import Estimate, median_rel_se, ratio_estimate
 from experiments.claims.verdict import NOT_RUN, Part, Verdict, combine
 
 TIMED_STEP_KEYS = ("timed_steps", "n_timed_steps", "steps_timed", "n_steps")
@@ -60,7 +60,6 @@ def timed_steps(rec: Record) -> int:
     return 20
 
 
-@functools.total_ordering
 class Timed:
     """A step time: the median over records of their medians, and its relative standard error."""
 
@@ -78,12 +77,6 @@ class Timed:
 
     def __truediv__(self, other: Timed) -> Estimate:
         return ratio_estimate(self.value, other.value, self.rel_se, other.rel_se)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Timed) and self.value == other.value
-
-    def __lt__(self, other: Timed) -> bool:
-        return self.value < other.value
 
     @property
     def ok(self) -> bool:
@@ -135,8 +128,6 @@ def device_rows(
 
 
 def empty(claim_id: str, what: str) -> ClaimResult:
-    from experiments.claims.base import not_run
-
     return not_run(claim_id, what)
 
 
@@ -166,11 +157,3 @@ def failed_cells_table(claim_id: str, records: Sequence[Record]) -> Table | None
         columns=["device", "backend", "arch", "T", "H", "B", "seed", "status", "error"],
         rows=rows,
     )
-
-
-def seeds_of(recs: Sequence[Record]) -> list[int]:
-    return sorted({R.seed(r) for r in recs})
-
-
-def geo(values: Sequence[float]) -> float:
-    return geomean(values)

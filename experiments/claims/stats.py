@@ -186,12 +186,6 @@ def wilson(k: int, n: int) -> Estimate:
     return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n, "wilson")
 
 
-def geomean(values: Sequence[float]) -> float:
-    arr = _clean(values)
-    arr = arr[arr > 0]
-    return float(np.exp(np.log(arr).mean())) if len(arr) else math.nan
-
-
 def log_se(est: Estimate) -> float:
     """The standard error of log(value) behind a log-symmetric 95% interval (NaN without one)."""
     if not est.has_ci or est.value <= 0 or est.hi <= 0:

@@ -120,9 +120,6 @@ def judge_single(est: Estimate, claimed: float, null: float) -> Judgement:
     return judge_range(est, around(claimed), null)
 
 
-_ORDER = {CONFIRMED: 0, PARTLY: 1, INCONCLUSIVE: 2, REFUTED: 3, NOT_RUN: 4}
-
-
 def combine(parts: Sequence[Part], what: str = "") -> Verdict:
     """A claim's verdict from its parts.
 
@@ -161,8 +158,3 @@ def combine(parts: Sequence[Part], what: str = "") -> Verdict:
     if missing:
         reason += f" (not run: {', '.join(missing)})"
     return Verdict(verdict, reason, list(parts))
-
-
-def worst(verdicts: Sequence[str]) -> str:
-    run = [v for v in verdicts if v != NOT_RUN]
-    return max(run, key=_ORDER.__getitem__) if run else NOT_RUN

@@ -377,7 +377,7 @@ def paper_markdown(
             "",
             f"> {claim.statement}",
             "",
-            f"*Measured:* {claim.measure}",
+            f"*Measured:* {claim.measure} ({res.n_records} records)",
             "",
         ]
         for row in res.rows:
