@@ -106,3 +106,13 @@ def test_a_backend_that_raises_fails_its_architecture(backends, monkeypatch, cap
 
     reports = verify_command.verify_archs(["rnn"], "float64", "cpu", 0, 1, submit)
     assert reports[0]["passed"] is False and "boom" in reports[0]["error"]
+
+
+def test_a_device_that_cannot_be_had_is_a_person_s_error() -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    cmd = [sys.executable, "-m", "experiments", "verify", "--arch", "rnn", "--device", "cuda"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: --device") and len(out.stderr.strip().splitlines()) == 1

@@ -8,7 +8,8 @@ the largest errors per architecture and check, or with ``--json`` a list with
 one object per architecture::
 
     {"arch", "dtype", "device", "precision", "passed", "cases",
-     "checks": {NAME: {"max_abs_err", "max_rel_err", "tol", "passed"}}}
+     "checks": {NAME: {"max_abs_err", "max_rel_err", "tol", "passed"}},
+     "env": {BACKEND: its describe(): device name, versions, TF32 flags}}
 
 Exit status 1 when any check fails. ``--device cuda`` runs float32 with TF32
 off; ``--precision tf32`` measures TF32 matmuls as a mode of its own (float32
@@ -28,11 +29,12 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from experiments.errors import UserError
-from experiments.spec import ARCHITECTURES
+from experiments.spec import ARCHITECTURES, make_spec, size_fields
 from experiments.verify import (
     SCENARIOS,
     Case,
     CheckResult,
+    WorkerError,
     command_cases,
     compare,
     failures,
@@ -93,12 +95,19 @@ def resolve(args: argparse.Namespace) -> tuple[list[str], str, str]:
 
 
 def worker_describe(backend_name: str, device: str, precision: str) -> dict[str, Any]:
-    """Runs in a worker: fails early (as a person's error) when the device cannot be had."""
+    """Runs in a worker: a tiny model built on the device first, so that a device that
+    cannot be had fails here, as a person's error, before any case runs."""
     from experiments.verify import _WORKER_BACKENDS
 
-    if backend_name not in _WORKER_BACKENDS:
-        worker_init(backend_name)
-    return _WORKER_BACKENDS[backend_name].describe(device=device, precision=precision)
+    try:
+        if backend_name not in _WORKER_BACKENDS:
+            worker_init(backend_name)
+        backend = _WORKER_BACKENDS[backend_name]
+        spec = make_spec(ARCHITECTURES[0], input_size=1, **size_fields(ARCHITECTURES[0], 2))
+        backend.build(spec, spec.init_params(0), precision=precision, device=device)
+        return backend.describe(device=device, precision=precision)
+    except Exception as exc:
+        raise WorkerError(str(exc)) from None
 
 
 def verify_archs(
@@ -172,10 +181,8 @@ def worker_observers(device: str, precision: str) -> Iterator[tuple[Observer, di
         for name, future in described.items():
             try:
                 env[name] = future.result()
-            except UserError:
-                raise
-            except Exception as exc:
-                raise UserError("--device", f"{name} cannot run on {device}: {exc}") from exc
+            except WorkerError as exc:
+                raise UserError("--device", f"{name} cannot run on {device}: {exc}") from None
 
         def submit(backend: str, case: Case) -> Future[Any]:
             return pools[backend].submit(observe_in_worker, backend, case, device)
@@ -187,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
     archs, _, precision = resolve(args)
     with worker_observers(args.device, precision) as (submit, env):
         reports = verify_archs(archs, precision, args.device, args.seed, args.cases, submit)
+    for report in reports:
+        report["env"] = env  # what it ran on: device name, versions, TF32 flags
     if args.json:
         json.dump(reports, sys.stdout, indent=2)
         print()
