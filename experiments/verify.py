@@ -50,11 +50,12 @@ non-finite value in either give ``inf``; a check with no arrays on either side
 
 The optimizer checks compare the *update* θ_after - θ_before (computed in
 float64 on the host), which is far more sensitive than comparing θ_after
-itself. Adam's ``eps`` is part of the case (:data:`ADAM_EPS`, 1e-4 in float64,
-1e-3 in float32): the update g / (sqrt(v) + eps) of an element changes by up to
-Δg / (4 eps) for a gradient error Δg, so torch's default 1e-8 would turn the
-rounding noise of elements with |g| near eps into errors of order 1e-8 / eps and
-measure Adam's conditioning, not the backends. Both sides get the same eps,
+itself. Adam's ``eps`` is part of the case (:data:`ADAM_EPS`, 1e-3): the update
+g / (sqrt(v) + eps) of an element changes by up to Δg / (4 eps) for a gradient
+error Δg, i.e. by the gradient's relative error times max|g| / (4 eps). With
+torch's default 1e-8 that factor reaches 1e7 and the check would measure Adam's
+conditioning, not the backends (measured: 5e-10 in float64 at eps 1e-4 for a
+Transformer whose gradient agreed to 3.5e-12). Both sides get the same eps,
 which is all the check needs; eps placement (inside or outside the square root)
 still shows, more so with a larger eps.
 """
@@ -119,15 +120,17 @@ TOLERANCES: dict[str, Tolerances] = {
     "float32": Tolerances(forward=1e-5, gradient=1e-4, step=1e-4, trajectory=1e-3),
     "tf32": Tolerances(forward=1e-3, gradient=1e-2, step=1e-2, trajectory=1e-1),
 }
-ADAM_EPS: dict[str, float] = {"float64": 1e-4, "float32": 1e-3, "tf32": 1e-3}
-# Inputs up to this scale get every check; above it a float32 case checks the
+ADAM_EPS: dict[str, float] = {"float64": 1e-3, "float32": 1e-3, "tf32": 1e-3}
+# Inputs up to this scale get every check; above it (up to 1e3) a case checks the
 # forward only. At scale 1e3 every unit saturates and the gradient's scale is set
-# by the least saturated one, where 1 - tanh^2 and sigma (1 - sigma) cancel: the
-# float32 gradient then errs against the float64 truth by 1.1e-3 (torch's GRU, and
-# jax's reference path), 1.6e-2 (jax's fused GRU scan) and 7.5e-3 (torch's
-# Transformer, LayerNorm's backward at mean >> std), so no 1e-4 cross-check is
-# possible there. float64 is checked over the whole range.
-GRADIENT_MAX_INPUT_SCALE: dict[str, float] = {"float64": math.inf, "float32": 10.0, "tf32": 10.0}
+# by the least saturated one, where 1 - tanh^2 and sigma (1 - sigma) cancel, and a
+# post-norm Transformer's LayerNorms see mean >> std. Measured there, against the
+# float64 truth, float32 gradients err by 1.1e-3 (torch's GRU, and jax's reference
+# path), 1.6e-2 (jax's fused GRU scan) and 7.5e-3 (torch's Transformer); in float64
+# the two backends' Transformer gradients differ by up to 1.9e-10 (1 draw in 30).
+# That measures the problem's conditioning, not the backends, so no fixed relative
+# tolerance can hold there.
+GRADIENT_MAX_INPUT_SCALE = 10.0
 STORAGE_DTYPE: dict[str, str] = {"float64": "float64", "float32": "float32", "tf32": "float32"}
 
 
@@ -238,7 +241,7 @@ class Case:
     batch: Batch
     precision: str = "float64"
     sgd: OptimizerSpec = field(default_factory=lambda: OptimizerSpec(name="sgd", lr=0.1))
-    adam: OptimizerSpec = field(default_factory=lambda: OptimizerSpec(name="adam", lr=1e-2, eps=1e-4))
+    adam: OptimizerSpec = field(default_factory=lambda: OptimizerSpec(name="adam", lr=1e-2, eps=1e-3))
     steps: int = 2
     label: str = ""
     checks: tuple[str, ...] = CHECKS
@@ -303,7 +306,7 @@ def draw_case(arch: str, chooser: Chooser, precision: str = "float64", sizes: Si
     seq_len = chooser.choice("seq_len", sizes.seq_len)
     lengths = draw_lengths(chooser, batch_size, seq_len, rng)
     scale = chooser.choice("input_scale", sizes.input_scale)
-    checks = CHECKS if scale <= GRADIENT_MAX_INPUT_SCALE[precision] else FORWARD_CHECKS
+    checks = CHECKS if scale <= GRADIENT_MAX_INPUT_SCALE else FORWARD_CHECKS
     batch = make_batch(spec, lengths, seq_len, scale, rng, dtype)
     if chooser.choice("params", ("random", "init")) == "random":
         params = spec.random_params(int(rng.integers(2**31)), scale=chooser.choice("param_scale", sizes.param_scale))
