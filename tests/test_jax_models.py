@@ -204,18 +204,19 @@ def test_attention_matches_flax_multihead(causal: bool, precision: str, path: st
 # -- paths ----------------------------------------------------------------------------------------
 # per-step heads give the custom VJP a cotangent at every step, classify heads only at the
 # final state; attention pooling gives both.
-FAST_VS_REFERENCE = ["rnn", "gru", "bilstm", "attention_lstm"]
+FAST_VS_REFERENCE = ["rnn", "lstm", "gru", "bilstm", "attention_lstm"]
 
 
+@pytest.mark.parametrize("layout", ["scan_batch", "scan_feature"])
 @pytest.mark.parametrize("case", FAST_VS_REFERENCE)
-def test_scan_path_equals_reference_path(case: str) -> None:
-    """The hoisted, custom-VJP scan against the plain scan: values, gates, every gradient."""
+def test_scan_path_equals_reference_path(case: str, layout: str) -> None:
+    """The hoisted, custom-VJP scan (either layout) against the plain scan: values, gates, every gradient."""
     spec = case_spec(case)
     params = spec.random_params(seed=6)
     batch = make_batch(spec)
-    fast = BE.build(spec, params, precision="float64", path="auto")
+    fast = BE.build(spec, params, precision="float64", path=layout)
     ref = BE.build(spec, params, precision="float64", path="off")
-    assert (BE.execution_path(fast), BE.execution_path(ref)) == ("scan", "reference")
+    assert (BE.execution_path(fast), BE.execution_path(ref)) == (layout, "reference")
     a, b = BE.forward(fast, batch, return_extras=True), BE.forward(ref, batch, return_extras=True)
     for name in ("outputs", "pooled", "logits"):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), **TOL, err_msg=name)

@@ -24,6 +24,7 @@ from experiments.report.paper import (
     hardware_table,
     load_verify,
     paper_markdown,
+    performance_points_table,
     performance_table,
     status_table,
     verify_tables,
@@ -64,7 +65,8 @@ def write_report(results_dir: str | Path = "results", paper_dir: str | Path | No
     written: list[Path] = []
 
     tables = [t for res in results.values() for t in res.tables]
-    tables += [hardware_table(records), status_table(records), performance_table(records)]
+    tables += [hardware_table(records), status_table(records)]
+    tables += [performance_points_table(records), performance_table(records)]
     if verify:
         tables += list(verify_tables(verify))
     for table in tables:
