@@ -65,6 +65,7 @@ def host_env() -> dict[str, Any]:
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
     }
 
 

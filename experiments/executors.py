@@ -1,14 +1,23 @@
 """Executors: where cells run. The driver alone writes the store; executors only return results.
 
 - ``local`` (default): one ``WorkerProcess`` per backend, reused across cells,
-  one cell at a time (timings are not disturbed by a neighbour).
+  one cell at a time (timings are not disturbed by a neighbour). A cell whose
+  ``fresh_worker`` resource is true (default: ``bench`` cells on CPU) runs in a
+  worker of its own instead, started for it and stopped right after it, so that
+  its CPU memory reading (peak RSS) holds no page an earlier cell freed. The
+  pooled worker serves as that fresh worker while it has run no cell (the one
+  ``start`` loaded to check the backend), so an all-fresh grid starts no extra one.
 - ``ray``: each cell is a Ray task asking for the CPUs/GPUs it needs
   (``cpus``/``gpus`` grid keys). The driver starts a local Ray unless given an
   address. Tasks of different backends carry different ``runtime_env``s, and Ray
   never shares a worker process between runtime environments, so torch and jax
   never meet in one process (``worker.load_named_backend`` refuses it anyway).
-  A Ray worker keeps its backend loaded across the cells it runs. Several cells
-  may run at once, so CPU timings under Ray share the machine.
+  A Ray worker keeps its backend loaded across the cells it runs, unless the cell
+  asks for ``fresh_worker``: Ray reuses its worker processes across tasks, so such
+  a cell runs as a task with ``max_calls=1`` (its Ray worker exits after it) in a
+  runtime env of its own (no worker that ran other cells serves it); the worker
+  itself tells whether it ran a cell before (``worker.fresh_process``). Several
+  cells may run at once, so CPU timings under Ray share the machine.
 
 Both expose ``start(backends)`` (load every backend first: a missing framework is
 a ``UserError`` before any cell runs), ``submit(cells)`` / ``results()`` (an
@@ -25,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from experiments.errors import UserError
-from experiments.worker import TEST_BACKENDS_ENV, WorkerProcess, _failure, worker_env
+from experiments.worker import TEST_BACKENDS_ENV, WorkerDied, WorkerProcess, _failure, worker_env
 
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 
@@ -37,6 +46,7 @@ class LocalExecutor:
         self.workers: dict[str, WorkerProcess] = {}
         self._log_dir = tempfile.mkdtemp(prefix="seqbench-workers-")  # worker logs; removed by close()
         self._queue: list[Any] = []
+        self._fresh: WorkerProcess | None = None  # the fresh worker running a cell now
 
     def worker(self, backend: str) -> WorkerProcess:
         if backend not in self.workers:
@@ -58,7 +68,31 @@ class LocalExecutor:
 
     def run(self, cell: Any) -> dict[str, Any]:
         timeout = cell.resources.get("timeout_s")
+        if cell.resources.get("fresh_worker"):
+            return self._run_fresh(cell, timeout)
         return self.worker(cell.backend).run(cell, timeout=timeout)
+
+    def _run_fresh(self, cell: Any, timeout: float | None) -> dict[str, Any]:
+        """The cell in a worker that has run no cell before, stopped after it."""
+        pooled = self.workers.get(cell.backend)
+        if pooled is not None and pooled.alive and pooled.cells_run == 0:
+            worker = self.workers.pop(cell.backend)  # still fresh: it only loaded the backend
+        else:
+            worker = WorkerProcess(cell.backend, self._log_dir)
+        self._fresh = worker
+        started = time.perf_counter()
+        try:
+            if not worker.alive:
+                worker.start()
+            return worker.run(cell, timeout=timeout)
+        except (WorkerDied, TimeoutError) as exc:  # the new worker failed to start: the cell's result
+            return _failure("error", str(exc), started)
+        except BaseException:
+            worker.kill()
+            raise
+        finally:
+            worker.stop()
+            self._fresh = None
 
     def submit(self, cells: Iterable[Any]) -> None:
         self._queue.extend(cells)
@@ -74,23 +108,32 @@ class LocalExecutor:
 
     def close(self, force: bool = False) -> None:
         """Stop the workers (``force``: kill them at once, e.g. on Ctrl-C) and remove their logs."""
-        for w in self.workers.values():
+        for w in [*self.workers.values(), *([self._fresh] if self._fresh else [])]:
             w.kill() if force else w.stop()
         self.workers.clear()
+        self._fresh = None
         shutil.rmtree(self._log_dir, ignore_errors=True)
 
 
 def _ray_run_cell(cell: Any) -> dict[str, Any]:
     """Body of a Ray task: runs in a Ray worker process dedicated to the cell's backend."""
-    from experiments.worker import execute, load_named_backend
+    from experiments.worker import begin_worker, execute, load_named_backend
 
-    return execute(load_named_backend(cell.backend), cell)
+    backend = load_named_backend(cell.backend)
+    begin_worker()
+    return execute(backend, cell)
+
+
+def _ray_run_cell_fresh(cell: Any) -> dict[str, Any]:
+    """``_ray_run_cell`` as a task with ``max_calls=1``: its Ray worker process exits after the cell."""
+    return _ray_run_cell(cell)
 
 
 def _ray_load(backend: str) -> str:
-    from experiments.worker import load_named_backend
+    from experiments.worker import begin_worker, load_named_backend
 
     load_named_backend(backend)
+    begin_worker()
     return backend
 
 
@@ -122,10 +165,13 @@ class RayExecutor:
         self._failed: list[tuple[Any, dict[str, Any]]] = []
         self._total = ray.cluster_resources()
         self._run = ray.remote(_ray_run_cell)
+        self._run_fresh = ray.remote(max_calls=1)(_ray_run_cell_fresh)  # max_calls cannot go in .options()
         self._load = ray.remote(_ray_load)
 
-    def _options(self, backend: str, cpus: float = 1, gpus: float = 0) -> dict[str, Any]:
+    def _options(self, backend: str, cpus: float = 1, gpus: float = 0, fresh: bool = False) -> dict[str, Any]:
         env = {**worker_env(backend), "SEQBENCH_RAY_BACKEND": backend}
+        if fresh:  # a runtime env of its own: such a task never lands in a worker that ran other cells
+            env["SEQBENCH_FRESH_WORKER"] = "1"
         if os.environ.get(TEST_BACKENDS_ENV):
             env[TEST_BACKENDS_ENV] = os.environ[TEST_BACKENDS_ENV]
         if os.environ.get("PYTHONPATH"):
@@ -151,8 +197,8 @@ class RayExecutor:
                 message = f"the Ray cluster has {have}; the cell asks for {cpus} CPUs and {gpus} GPUs"
                 self._failed.append((cell, _failure("error", message, time.perf_counter())))
                 continue
-            opts = self._options(cell.backend, cpus, gpus)
-            ref = self._run.options(**opts).remote(cell)
+            opts = self._options(cell.backend, cpus, gpus, fresh=bool(cell.resources.get("fresh_worker")))
+            ref = (self._run_fresh if cell.resources.get("fresh_worker") else self._run).options(**opts).remote(cell)
             self._pending[ref] = (cell, time.perf_counter())
 
     @property

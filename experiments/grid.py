@@ -40,7 +40,9 @@ Keys (in ``axes``, ``fixed``, ``exclude``, ``override``):
   ``momentum``, ``clip_norm`` (``experiments.spec.OptimizerSpec``);
 - task parameters: ``task_params.NAME``; ``seq_len`` is passed to the task too;
 - the cell kind's settings (``experiments.cells``: bench ``min_timed_steps``..., train ``steps``, ``eval_every``...);
-- resources, not part of a cell's key: ``cpus``, ``gpus`` (what a Ray task asks for), ``timeout_s``.
+- resources, not part of a cell's key: ``cpus``, ``gpus`` (what a Ray task asks for), ``timeout_s``,
+  ``fresh_worker`` (run the cell in a newly started worker process, stopped right after it, so that
+  a CPU memory reading is the cell's alone; default: true for ``bench`` cells on ``cpu``, else false).
 
 Any mistake (an unknown key, a bad value, an impossible combination) raises
 ``UserError`` naming the file, the key and the fix, before any cell runs.
@@ -107,8 +109,23 @@ OPTIMIZER_KEYS: dict[str, str] = {  # grid key -> OptimizerSpec field
     "momentum": "momentum",
     "clip_norm": "clip_norm",
 }
-RESOURCE_TYPES: dict[str, Any] = {"cpus": PositiveInt, "gpus": NonNegativeInt | None, "timeout_s": float}
-RESOURCE_DEFAULTS: dict[str, Any] = {"cpus": 1, "gpus": None, "timeout_s": 3600.0}
+RESOURCE_TYPES: dict[str, Any] = {
+    "cpus": PositiveInt,
+    "gpus": NonNegativeInt | None,
+    "timeout_s": float,
+    "fresh_worker": bool | None,
+}
+# None: decided per cell in ``_resolve`` (gpus: 1 on cuda; fresh_worker: ``fresh_worker_default``).
+RESOURCE_DEFAULTS: dict[str, Any] = {"cpus": 1, "gpus": None, "timeout_s": 3600.0, "fresh_worker": None}
+# Kinds whose CPU memory reading (``measure.MemoryMeter``) a reused worker would spoil.
+MEMORY_KINDS: tuple[str, ...] = ("bench",)
+
+
+def fresh_worker_default(kind: str, device: str) -> bool:
+    """A fresh worker per cell where a CPU memory reading is taken (the peak RSS must be the cell's alone)."""
+    return device == "cpu" and kind in MEMORY_KINDS
+
+
 TASK_PREFIX = "task_params."
 # Spec fields a task sets; a grid with a task may not set them.
 TASK_SPEC_FIELDS = ("input_size", "head_kind", "head_out")
@@ -434,6 +451,8 @@ class Grid:
         resources = {**RESOURCE_DEFAULTS, **{k: values[k] for k in RESOURCE_TYPES if k in values}}
         if resources["gpus"] is None:
             resources["gpus"] = 1 if core["device"] == "cuda" else 0
+        if resources["fresh_worker"] is None:
+            resources["fresh_worker"] = fresh_worker_default(kind.name, core["device"])
 
         config = {
             "kind": kind.name,

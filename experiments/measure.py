@@ -16,8 +16,11 @@ Framework-free: everything reaches the framework through a ``Backend``.
   (sample standard deviation / mean) of the per-step times.
 - Memory: on a GPU, the backend's device peak after a reset (``device_peak``);
   on CPU, the worker's peak resident set size since a reset of the kernel's
-  high-water mark, minus the resident set size just before the model was built
-  (``cpu_rss_delta``).
+  high-water mark, minus the resident set size just before the model was built:
+  ``cpu_rss_fresh`` in a worker that has run no cell before (the grid resource
+  ``fresh_worker``: the peak is this cell's alone), else ``cpu_rss_delta`` (a
+  reused worker: pages that earlier cells freed are reused, so it can read far
+  below the step's need).
 """
 
 from __future__ import annotations
@@ -147,14 +150,17 @@ class MemoryMeter:
     """Peak memory of what happens between ``start()`` and ``read()``.
 
     GPU: the backend's peak after ``reset_peak_memory`` (``mem_kind="device_peak"``).
-    CPU: peak RSS since a high-water-mark reset, minus the RSS at ``start()``
-    (``mem_kind="cpu_rss_delta"``); where the high-water mark cannot be reset,
-    the process's lifetime peak minus the RSS at start (``"cpu_rss_lifetime_delta"``).
+    CPU: peak RSS since a high-water-mark reset, minus the RSS at ``start()``:
+    ``mem_kind="cpu_rss_fresh"`` when ``fresh`` (this process has run no earlier
+    cell; default: ``experiments.worker.fresh_process()``), else ``"cpu_rss_delta"``;
+    where the high-water mark cannot be reset, the process's lifetime peak minus the
+    RSS at start (``"cpu_rss_lifetime_delta"``, fresh or not).
     """
 
-    def __init__(self, backend: Any, device: str) -> None:
+    def __init__(self, backend: Any, device: str, fresh: bool | None = None) -> None:
         self.backend = backend
         self.device = device
+        self.fresh = fresh
         self.kind = "device_peak" if device != "cpu" else "cpu_rss_delta"
         self._base: int | None = None
 
@@ -162,8 +168,14 @@ class MemoryMeter:
         if self.device != "cpu":
             self.backend.reset_peak_memory(self.device)
             return
+        if self.fresh is None:
+            from experiments.worker import fresh_process
+
+            self.fresh = fresh_process()
         if not reset_rss_peak():
             self.kind = "cpu_rss_lifetime_delta"
+        elif self.fresh:
+            self.kind = "cpu_rss_fresh"
         self._base = rss_bytes()
 
     def read(self) -> int | None:

@@ -145,6 +145,20 @@ def scan_layout(hidden: int, batch: int) -> str:
     return "feature" if hidden >= FEATURE_MAJOR_FROM_H_PER_B * batch else "batch"
 
 
+# A small input is projected inside the step's matmul, W [x_t, 1, h] (K = I + 1 + H), rather than
+# hoisted: the hoisted projection writes a (T, B, G*H) array that XLA:CPU also copies into the
+# loop (measured 1.6 + 1.5 ms of a 17 ms LSTM step at I=8, H=128, B=32, T=100), for a K that
+# grows by (I + 1) / H. Not for the GRU, whose n gate needs W_hn h apart from W_in x.
+FOLD_INPUT_MAX_FRACTION = 0.25
+
+
+def fold_width(cell: str, input_size: int, hidden: int) -> int:
+    """The per-step input features folded into the step's matmul: I + 1 (x and the bias), or 0 (hoisted)."""
+    if cell in ("lstm", "rnn") and input_size + 1 <= FOLD_INPUT_MAX_FRACTION * hidden:
+        return input_size + 1
+    return 0
+
+
 _barrier = jax.lax.optimization_barrier
 
 
@@ -192,8 +206,20 @@ class _Layout:
         return _bmm(dz, w_t) if self.name == "batch" else _bmm(w_t, dz)
 
     def weight(self, w_hh: Array) -> Array:
-        """torch's (D, G*H, H) W_hh in the form ``recur_mm`` takes."""
+        """torch's (D, G*H, K) W_hh (or [W_ih | b | W_hh]) in the form ``recur_mm`` takes."""
         return jnp.swapaxes(w_hh, 1, 2) if self.name == "batch" else w_hh
+
+    def split_weight(self, w: Array, fold: int) -> tuple[Array, Array]:
+        """``recur_mm``'s weight -> its first ``fold`` input features (x and the bias) and the rest (W_hh)."""
+        if self.name == "batch":
+            return w[:, :fold, :], w[:, fold:, :]
+        return w[:, :, :fold], w[:, :, fold:]
+
+    def input_grad(self, dz: Array, w_in: Array) -> Array:
+        """(T, D, ., .) gate gradients through the folded input weights to the per-step inputs."""
+        if self.name == "batch":
+            return jnp.einsum("tdbg,dkg->tdbk", dz, w_in)
+        return jnp.einsum("tdgb,dgk->tdkb", dz, w_in)
 
     def weight_grad(self, dz: Array, h_prev: Array) -> Array:
         """The gradient of W_hh in ``recur_mm``'s form: sum over steps and batch of dz h_prev^T,
@@ -231,32 +257,39 @@ def _lstm_gate_scale(hidden: int) -> np.ndarray:
     return s
 
 
-def _fast_forward(lay: _Layout, cell: str, unroll: int, xp: Array, w: Array, b_hn: Array, mask: Array):
-    """The recurrence over pre-projected inputs ``xp`` (T, D, ., .), every bias but b_hn folded in.
+def _fast_forward(lay: _Layout, cell: str, unroll: int, fold: int, u: Array, w: Array, b_hn: Array, mask: Array):
+    """The recurrence over per-step inputs ``u`` (T, D, ., .).
 
-    ``w``: W_hh as ``lay.weight`` gives it; ``mask`` (T, 1, ., .) broadcasting over features.
+    ``fold = 0``: ``u`` is the pre-projected input (G*H features, every bias but b_hn in it) and
+    ``w`` is W_hh as ``lay.weight`` gives it. ``fold = I + 1``: ``u`` is [x_t, 1] and ``w`` is
+    [W_ih | b | W_hh], so the projection happens inside the step's one matmul (lstm, rnn).
+    ``mask`` (T, 1, ., .) broadcasts over features.
     Returns outputs (T, D, ., .) of H features, the final (h, c), and the per-step residuals the
     backward scan reads, each its own array: LSTM (i, f, g, o, c_{t-1}, tanh c_t), GRU (r, z, n,
     W_hn h + b_hn), rnn none (its activation is the output). h_{t-1} is not kept: it is the
     previous step's output (valid steps are a prefix of each sequence, and a padded step's
     gradient is zero whatever its h_{t-1}).
     """
-    hidden = w.shape[1] if lay.name == "batch" else w.shape[2]
-    state_shape = list(xp.shape[1:])
+    hidden = (w.shape[1] if lay.name == "batch" else w.shape[2]) - fold
+    state_shape = list(u.shape[1:])
     state_shape[lay.fa] = hidden
-    zeros = jnp.zeros(state_shape, xp.dtype)
+    zeros = jnp.zeros(state_shape, u.dtype)
     blk = partial(lay.block, hidden=hidden)
     if cell == "lstm":
-        scale = lay.column(_lstm_gate_scale(hidden), xp.dtype)
+        scale = lay.column(_lstm_gate_scale(hidden), u.dtype)
     if cell == "gru":
         b_hn = b_hn[:, None, :] if lay.name == "batch" else b_hn[:, :, None]  # (D, H) -> (D, ., .)
 
     def step(carry, inp):
         h, c = carry
         xp_t, m = inp
-        r = lay.recur_mm(w, h)  # (D, ., .) of G*H features
+        if fold:  # W [x_t, 1, h]: projection, biases and recurrence in one matmul
+            pre = lay.recur_mm(w, lay.cat([xp_t, h]))
+        else:
+            r = lay.recur_mm(w, h)  # (D, ., .) of G*H features
+            pre = None if cell == "gru" else xp_t + r
         if cell == "lstm":
-            acts = _barrier(scale * jnp.tanh(scale * (xp_t + r)) + (1 - scale))
+            acts = _barrier(scale * jnp.tanh(scale * pre) + (1 - scale))
             i, f, g, o = (blk(acts, k) for k in range(4))
             c_new = f * c + i * g
             tc = jnp.tanh(c_new)
@@ -271,13 +304,13 @@ def _fast_forward(lay: _Layout, cell: str, unroll: int, xp: Array, w: Array, b_h
             c_new = c
             res = (rg, zg, n, hn)
         else:
-            h_new = jnp.tanh(xp_t + r)
+            h_new = jnp.tanh(pre)
             c_new = c
             res = ()
         carry = (jnp.where(m, h_new, h), jnp.where(m, c_new, c) if cell == "lstm" else c)
         return carry, (jnp.where(m, h_new, 0.0), res)
 
-    (h_t, c_t), (ys, res) = jax.lax.scan(step, (zeros, zeros), (xp, mask), unroll=unroll)
+    (h_t, c_t), (ys, res) = jax.lax.scan(step, (zeros, zeros), (u, mask), unroll=unroll)
     return ys, h_t, c_t, res
 
 
@@ -288,26 +321,27 @@ def _gates_of(lay: _Layout, cell: str, ys: Array, res: tuple) -> Array:
     return jnp.concatenate(res[: GATES[cell]], axis=lay.fa + 1)  # stacked over T: one axis further
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _fast_recur(layout: str, cell: str, unroll: int, xp: Array, w: Array, b_hn: Array, mask: Array):
-    ys, h_t, c_t, _ = _fast_forward(_Layout(layout), cell, unroll, xp, w, b_hn, mask)
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _fast_recur(layout: str, cell: str, unroll: int, fold: int, u: Array, w: Array, b_hn: Array, mask: Array):
+    ys, h_t, c_t, _ = _fast_forward(_Layout(layout), cell, unroll, fold, u, w, b_hn, mask)
     return ys, h_t, c_t
 
 
-def _fast_recur_fwd(layout, cell, unroll, xp, w, b_hn, mask):
-    ys, h_t, c_t, res = _fast_forward(_Layout(layout), cell, unroll, xp, w, b_hn, mask)
-    return (ys, h_t, c_t), (res, ys, w, mask)
+def _fast_recur_fwd(layout, cell, unroll, fold, u, w, b_hn, mask):
+    ys, h_t, c_t, res = _fast_forward(_Layout(layout), cell, unroll, fold, u, w, b_hn, mask)
+    return (ys, h_t, c_t), (res, ys, u if fold else None, w, mask)
 
 
-def _fast_recur_bwd(layout, cell, unroll, saved, cts):
-    """Reverse scan: per step only W_hh^T @ dgates; dW_hh afterwards, one matmul over all steps."""
+def _fast_recur_bwd(layout, cell, unroll, fold, saved, cts):
+    """Reverse scan: per step only W_hh^T @ dgates; dW afterwards, one matmul over all steps."""
     lay = _Layout(layout)
-    res, ys, w, mask = saved
+    res, ys, u, w, mask = saved
     d_ys, d_ht, d_ct = cts
     hidden = ys.shape[lay.fa + 1]
     blk = partial(lay.block, hidden=hidden)
     one = jnp.ones((), w.dtype)
-    w_t = jnp.swapaxes(w, 1, 2)
+    w_in, w_hh = lay.split_weight(w, fold)
+    w_t = jnp.swapaxes(w_hh, 1, 2)
     # h_{t-1} of every step: the previous output, zero before the first
     h_prev = jnp.concatenate([jnp.zeros_like(ys[:1]), ys[:-1]], axis=0)
 
@@ -354,6 +388,9 @@ def _fast_recur_bwd(layout, cell, unroll, saved, cts):
     else:
         drh = dxp
         d_bhn = jnp.zeros((w.shape[0], 0), w.dtype)
+    if fold:  # the step's inputs were [x_t, 1, h_{t-1}]
+        inputs = jnp.concatenate([u, h_prev], axis=lay.fa + 1)
+        return lay.input_grad(dxp, w_in), lay.weight_grad(drh, inputs), d_bhn, None
     return dxp, lay.weight_grad(drh, h_prev), d_bhn, None
 
 
@@ -386,15 +423,21 @@ def _fast_layer(
     else:
         folded = b_ih + b_hh
         b_hn = jnp.zeros((w_hh.shape[0], 0), w_hh.dtype)
-    # every step's input projection in one matmul, laid out (T, D, ., .) for the scan
-    xp = lay.project(xs, w_ih, folded)
+    fold = fold_width(cell, xs.shape[-1], hidden)
+    if fold:  # per-step inputs [x_t, 1] (T, D, ., .) and the weight [W_ih | b | W_hh]
+        x_t = jnp.transpose(xs, (2, 0, 1, 3))  # (T, D, B, I)
+        u = jnp.concatenate([x_t, jnp.ones((*x_t.shape[:-1], 1), xs.dtype)], axis=-1)
+        u = u if lay.name == "batch" else jnp.swapaxes(u, 2, 3)
+        w = lay.weight(jnp.concatenate([w_ih, folded[:, :, None], w_hh], axis=2))
+    else:  # every step's input projection in one matmul, laid out (T, D, ., .) for the scan
+        u = lay.project(xs, w_ih, folded)
+        w = lay.weight(w_hh)
     m = mask[:, None] if lay.name == "batch" else jnp.swapaxes(mask, 1, 2)[:, None]  # (T, 1, ., .)
-    w = lay.weight(w_hh)
     if want_gates:  # forward only (extras): the same forward, residuals kept
-        ys, h_t, c_t, res = _fast_forward(lay, cell, unroll, xp, w, b_hn, m)
+        ys, h_t, c_t, res = _fast_forward(lay, cell, unroll, fold, u, w, b_hn, m)
         gates = jnp.where(m, _gates_of(lay, cell, ys, res), 0.0)
     else:
-        ys, h_t, c_t = _fast_recur(lay.name, cell, unroll, xp, w, b_hn, m)
+        ys, h_t, c_t = _fast_recur(lay.name, cell, unroll, fold, u, w, b_hn, m)
         gates = None
     if lay.name == "batch":  # (T, D, B, H) -> (D, B, T, H)
         to_batch_first = partial(jnp.transpose, axes=(1, 2, 0, 3))

@@ -6,6 +6,11 @@ little busy work per step so that timings are not zero. It is reachable only
 through ``SEQBENCH_TEST_BACKENDS=fake=tests._driver_helpers`` (see
 ``experiments.worker.backend_modules``), never under a production name.
 
+It also registers the cell kind ``alloc_for_test`` (loaded wherever this module is:
+the driver of a test and the ``fake`` workers): it takes ``alloc_mb`` MiB from a
+process-wide pool of 1 MiB blocks that it keeps after the cell (as an allocator
+caches freed pages) and reads ``measure.MemoryMeter`` around it.
+
 Faults, chosen by the model's size (``hidden``) so that a grid can ask for them:
 13 -> MemoryError (status oom), 17 -> the worker kills itself with SIGKILL (a
 crash), 19 -> NaN loss from the third step (status nan), 23 -> RuntimeError
@@ -25,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from experiments.backend import Batch, ForwardResult, Gradients
+from experiments.cells import CELL_KINDS, register_cell_kind
 from experiments.errors import PathUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
@@ -193,6 +199,31 @@ class FakeBackend:
 
 
 BACKEND = FakeBackend()
+
+
+# -- a cell kind whose memory need is known: alloc_mb MiB, from a pool that outlives the cell ------------
+
+_POOL: list[np.ndarray] = []  # freed blocks the "allocator" keeps for the next cell of this process
+MiB = 2**20
+
+
+def alloc_cell(backend: Any, cell: Any) -> dict[str, Any]:
+    from experiments.measure import MemoryMeter
+
+    meter = MemoryMeter(backend, cell.device)
+    meter.start()
+    need = int(cell.settings["alloc_mb"])
+    blocks = [_POOL.pop() for _ in range(min(need, len(_POOL)))]
+    blocks += [np.empty(MiB, dtype=np.uint8) for _ in range(need - len(blocks))]
+    for b in blocks:
+        b.fill(1)  # touch every page
+    peak = meter.read()
+    _POOL.extend(blocks)  # "freed", but cached by this process
+    return {"peak_mem_bytes": peak, "mem_kind": meter.kind, "need_bytes": need * MiB}
+
+
+if "alloc_for_test" not in CELL_KINDS:  # imported as _driver_helpers and tests._driver_helpers alike
+    register_cell_kind("alloc_for_test", settings={"alloc_mb": 1})(alloc_cell)
 
 
 # -- checks shared by the driver tests ---------------------------------------------------------

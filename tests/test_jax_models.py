@@ -21,6 +21,7 @@ from experiments.backend import Batch
 from experiments.errors import PathUnavailable
 from experiments.spec import ARCHITECTURES, GATES, make_spec
 from jax_impl.layers import KeyStream, param_vars
+from jax_impl.recurrent import fold_width
 from jax_impl.transformer import self_attention
 
 BE = jax_impl.BACKEND
@@ -207,11 +208,23 @@ def test_attention_matches_flax_multihead(causal: bool, precision: str, path: st
 FAST_VS_REFERENCE = ["rnn", "lstm", "gru", "bilstm", "attention_lstm"]
 
 
+# the tiny cases hoist the input projection; input 1 into H=8 folds it into the step's matmul
+FOLDED = {"input_size": 1, "hidden_size": 8}
+
+
+@pytest.mark.parametrize("fold", [False, True], ids=["hoisted", "folded"])
 @pytest.mark.parametrize("layout", ["scan_batch", "scan_feature"])
 @pytest.mark.parametrize("case", FAST_VS_REFERENCE)
-def test_scan_path_equals_reference_path(case: str, layout: str) -> None:
-    """The hoisted, custom-VJP scan (either layout) against the plain scan: values, gates, every gradient."""
-    spec = case_spec(case)
+def test_scan_path_equals_reference_path(case: str, layout: str, fold: bool) -> None:
+    """The custom-VJP scan (either layout, input projection hoisted or folded into the step) against
+    the plain scan: values, gates, every gradient."""
+    spec = case_spec(case, **(FOLDED if fold else {}))
+    cell = "lstm" if case in ("bilstm", "attention_lstm") else case
+    folds = fold_width(cell, spec.input_size, spec.hidden_size) > 0
+    if fold and cell == "gru":
+        assert not folds  # the GRU always hoists
+    else:
+        assert folds == fold
     params = spec.random_params(seed=6)
     batch = make_batch(spec)
     fast = BE.build(spec, params, precision="float64", path=layout)

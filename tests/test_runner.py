@@ -71,7 +71,8 @@ def test_a_grid_runs_to_records_that_carry_the_contract(tmp_path: Path, fake) ->
     bench = [r for r in records if r["kind"] == "bench"]
     for r in bench:
         m = r["metrics"]
-        assert m["step_s_median"] > 0 and m["timed_steps"] >= 20 and m["mem_kind"] == "cpu_rss_delta"
+        assert m["step_s_median"] > 0 and m["timed_steps"] >= 20 and m["mem_kind"] == "cpu_rss_fresh"
+        assert r["env"]["fresh_worker"] is True  # CPU bench cells: a fresh worker each (grid default)
         assert m["flops_per_step"] > 0 and m["flops_per_s"] == pytest.approx(m["flops_per_step"] / m["step_s_median"])
         assert m["peak_fraction"] is not None and m["device_peak_flops_per_s"] > 0
         assert r["task"] is None
@@ -84,6 +85,9 @@ def test_a_grid_runs_to_records_that_carry_the_contract(tmp_path: Path, fake) ->
         assert m["best_val_metric"] == min(m["curves"]["val_metric"]["value"])
         assert m["baseline_metric"] > 0 and m["steps_run"] == 25
     assert "8 cells: 8 ok; 0 already stored" in out
+    assert len({r["env"]["worker_pid"] for r in bench}) == len(bench)
+    train_pids = [r["env"]["worker_pid"] for r in train]
+    assert len(set(train_pids)) == 1 and not set(train_pids) & {r["env"]["worker_pid"] for r in bench}
 
 
 def test_a_second_run_skips_every_stored_cell(tmp_path: Path, fake) -> None:

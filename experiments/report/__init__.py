@@ -23,6 +23,8 @@ from experiments.report.paper import (
     claims_markdown,
     hardware_table,
     load_verify,
+    machine_fraction_table,
+    overhead_table,
     paper_markdown,
     performance_points_table,
     performance_table,
@@ -66,7 +68,8 @@ def write_report(results_dir: str | Path = "results", paper_dir: str | Path | No
 
     tables = [t for res in results.values() for t in res.tables]
     tables += [hardware_table(records), status_table(records)]
-    tables += [performance_points_table(records), performance_table(records)]
+    tables += [performance_points_table(records), overhead_table(records), machine_fraction_table(records)]
+    tables.append(performance_table(records))
     if verify:
         tables += list(verify_tables(verify))
     for table in tables:
