@@ -10,7 +10,7 @@ import pytest
 from _claims_helpers import bench
 from _driver_helpers import MiB, read_jsonl, use_fake, write_grid
 
-from experiments.claims import analyze
+from experiments.claims import analyze, cost
 from experiments.claims.verdict import CONFIRMED, INCONCLUSIVE
 from experiments.cli import main
 from experiments.errors import UserError
@@ -118,20 +118,28 @@ def test_fresh_workers_read_each_cells_own_memory_where_a_reused_worker_hides_it
 S1_T = (100, 500, 1000, 2000)
 
 
-def test_cpu_memory_read_in_fresh_workers_decides_and_reused_readings_still_do_not() -> None:
-    fresh = [bench("S2", 1.0, mem=1e6 * t, seq_len=t, metrics={"mem_kind": "cpu_rss_fresh"}) for t in S1_T]
-    assert analyze("S2", fresh).verdict == CONFIRMED
-    mixed = [*fresh[:-1], bench("S2", 1.0, mem=2e9, seq_len=2000, metrics={"mem_kind": "cpu_rss_delta"})]
-    res = analyze("S2", mixed)
-    assert res.verdict == INCONCLUSIVE
-    assert all("resident memory" in p.reason for p in res.rows[0].verdict.parts)
-
-
-def test_fresh_jax_cpu_memory_stays_capped() -> None:
-    """jax's fresh readings hold XLA's compile-time memory too: they do not decide."""
-    fresh = [
-        bench("S2", 1.0, mem=1e6 * t, seq_len=t, backend="jax", metrics={"mem_kind": "cpu_rss_fresh"}) for t in S1_T
+def fresh_s2(backend: str = "torch") -> list[dict]:
+    return [
+        bench("S2", 1.0, mem=1e6 * t, seq_len=t, backend=backend, metrics={"mem_kind": "cpu_rss_fresh"}) for t in S1_T
     ]
-    res = analyze("S2", fresh)
-    assert res.verdict == INCONCLUSIVE
-    assert all("compile-time" in p.reason for p in res.rows[0].verdict.parts)
+
+
+def test_cpu_memory_decides_nothing_even_from_fresh_workers() -> None:
+    """A fresh reading still follows the allocator (and jax's holds XLA's compile memory): capped."""
+    for backend in ("torch", "jax"):
+        res = analyze("S2", fresh_s2(backend))
+        assert res.verdict == INCONCLUSIVE
+        assert all("allocator" in p.reason for p in res.rows[0].verdict.parts)
+
+
+def test_a_backend_trusted_for_fresh_readings_decides_its_own_parts_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mechanism behind FRESH_CPU_MEMORY_BACKENDS: per backend, and never from reused workers."""
+    monkeypatch.setattr(cost, "FRESH_CPU_MEMORY_BACKENDS", ("torch",))
+    assert analyze("S2", fresh_s2("torch")).verdict == CONFIRMED
+    parts = analyze("S2", fresh_s2("torch") + fresh_s2("jax")).rows[0].verdict.parts
+    torch_parts = [p for p in parts if p.name.startswith("torch:")]
+    jax_parts = [p for p in parts if p.name.startswith("jax:")]
+    assert torch_parts and all(p.verdict == CONFIRMED for p in torch_parts)
+    assert jax_parts and all(p.verdict == INCONCLUSIVE for p in jax_parts)
+    reused = [*fresh_s2()[:-1], bench("S2", 1.0, mem=2e9, seq_len=2000, metrics={"mem_kind": "cpu_rss_delta"})]
+    assert analyze("S2", reused).verdict == INCONCLUSIVE

@@ -600,6 +600,15 @@ def paper_markdown(
             "on the same device in the same worker (DeepBench's V100 FP32 LSTM results reached about 53% of peak):"
         )
         out += ["", table_markdown(fraction), ""]
+    if points.rows and "cuda" not in R.devices(
+        r for r in records if str(r.get("grid", "")).startswith(PERF_GRID_PREFIX)
+    ):
+        out += [
+            f"No GPU performance records yet: the GPU goals (jax/torch <= {GPU_RATIO_GOAL} against cuDNN, an LSTM at "
+            f">= 50% of a GEMM's FLOP/s on an H100 with the jax path within 10% of cuDNN's, step-time CV <= "
+            f"{CV_GOAL['cuda']}, JAX compile <= 5 s) wait for `seqbench run --preset perf_gpu` on a GPU.",
+            "",
+        ]
     perf = performance_table(records)
     if perf.rows:
         out.append(
@@ -665,9 +674,10 @@ def paper_markdown(
     lims.append(
         "CPU memory is the growth of a worker's resident set. In a worker reused across cells (`cpu_rss_delta`) "
         "it reuses pages that earlier cells freed and can read far below a step's need, so such memory parts are "
-        "shown but decide nothing; in a fresh worker per cell (`cpu_rss_fresh`) it is that cell's alone and "
-        "decides for torch, while a jax reading also holds XLA's compile-time memory (tens of MiB, at every size) "
-        "and stays capped. GPU memory is the allocator's peak."
+        "shown but decide nothing. A fresh worker per cell (`cpu_rss_fresh`) makes the reading that cell's alone, "
+        "but it still follows glibc's allocator (blocks under 32 MiB kept in the heap, larger ones returned at "
+        "once), and a jax reading also holds XLA's compile-time memory (tens of MiB at every size); so CPU memory "
+        "parts are shown but decide nothing either way. GPU memory is the allocator's peak, and decides."
     )
     lims.append(
         "Where a claim gives no number the suite states its reading (S8 'large' = at least 2x; L12 "
