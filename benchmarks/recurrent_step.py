@@ -20,7 +20,6 @@ import itertools
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,18 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _threads_from_argv() -> int | None:
-    """``--threads N`` must reach XLA before jax starts: read it ahead of argparse."""
-    if "--threads" in sys.argv:
-        return int(sys.argv[sys.argv.index("--threads") + 1])
-    return None
+from benchmarks.timing import add_timing_args, clock, single_thread_xla_if_asked
 
-
-_THREADS = _threads_from_argv()
-if _THREADS == 1:  # XLA:CPU on one thread (Eigen's pool off), as torch.set_num_threads(1)
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    )
+_THREADS = single_thread_xla_if_asked()  # before jax is imported
 
 import jax_impl  # noqa: E402  (after XLA_FLAGS)
 from experiments.backend import Batch  # noqa: E402
@@ -138,17 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", nargs="+", type=int, default=[128, 256, 512, 1024])
     ap.add_argument("--seq-len", nargs="+", type=int, default=[100, 500])
     ap.add_argument("--batch", nargs="+", type=int, default=[32, 128])
-    ap.add_argument("--steps", type=int, default=20, help="timed steps per side (>= 20 for a reported figure)")
-    ap.add_argument("--warmup", type=int, default=3)
+    add_timing_args(ap, steps=20, warmup=3, threads_help="1: both frameworks single-threaded (default: all cores)")
     ap.add_argument("--unroll", type=int, default=None, help="override the scan's unroll (default: the model's)")
-    ap.add_argument("--threads", type=int, default=None, help="1: both frameworks single-threaded (default: all cores)")
-    ap.add_argument(
-        "--clock",
-        choices=["wall", "cpu"],
-        default="wall",
-        help="cpu: process CPU time per step, robust to other load on the machine; a fair "
-        "measure only with --threads 1 (with more threads it adds the threads' times up)",
-    )
     args = ap.parse_args(argv)
 
     import jax
@@ -167,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'cell':<5} {'H':>5} {'T':>4} {'B':>4} {'jax ms':>9} {'torch ms':>9} {'jax/torch':>9}"
     print(header + "   (min: jax, torch, ratio)")
     for cell, hidden, seq_len, batch in grid:
-        clock = time.process_time if args.clock == "cpu" else time.perf_counter
-        j, t, jmin, tmin = measure(cell, hidden, seq_len, batch, args.steps, args.warmup, args.unroll, clock)
+        j, t, jmin, tmin = measure(
+            cell, hidden, seq_len, batch, args.steps, args.warmup, args.unroll, clock(args.clock)
+        )
         row = f"{cell:<5} {hidden:>5} {seq_len:>4} {batch:>4} {j * 1e3:>9.2f} {t * 1e3:>9.2f} {j / t:>9.2f}"
         row += f"   ({jmin * 1e3:.2f}, {tmin * 1e3:.2f}, {jmin / tmin:.2f})"
         print(row, flush=True)

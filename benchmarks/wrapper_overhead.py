@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # Only framework-free modules at import time: torch and jax load lazily, in the child that uses them.
+from benchmarks.timing import add_timing_args, single_thread_xla_if_asked  # noqa: E402
 from experiments.cells import config_key, random_batch  # noqa: E402
 from experiments.envinfo import driver_env, host_env, record_env  # noqa: E402
 from experiments.measure import step_stats  # noqa: E402
@@ -449,9 +450,7 @@ def run_backend(args: argparse.Namespace) -> int:
     """Every cell of one backend, in this process."""
     name = args.backend
     if name == "jax" and args.threads == 1:  # must reach XLA before jax starts (nothing has imported it yet)
-        os.environ["XLA_FLAGS"] = (
-            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        )
+        single_thread_xla_if_asked(["--threads", "1"])
     from experiments.backend import load_backend
 
     backend = load_backend(name)
@@ -513,17 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", choices=BACKENDS, default=None, help="one backend, in this process (default: both)")
     ap.add_argument("--arch", nargs="+", default=["lstm", "gru", "transformer"], choices=sorted(SIZES))
     ap.add_argument("--quick", action="store_true", help="only the small cell of each architecture")
-    ap.add_argument("--steps", type=int, default=30, help="timed steps per side (>= 20 for a reported figure)")
-    ap.add_argument("--warmup", type=int, default=5)
+    add_timing_args(ap, steps=30, warmup=5, threads_help="1: the framework single-threaded (default: all cores)")
     ap.add_argument("--input", type=int, default=INPUT, help="input features per step")
-    ap.add_argument("--threads", type=int, default=None, help="1: the framework single-threaded (default: all cores)")
-    ap.add_argument(
-        "--clock",
-        choices=["wall", "cpu"],
-        default="wall",
-        help="cpu: process CPU time per step, robust to other load on the machine; a fair "
-        "measure only with --threads 1 (with more threads it adds the threads' times up)",
-    )
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="records file to append to ('' for none)")
     raw = sys.argv[1:] if argv is None else list(argv)
     args = ap.parse_args(raw)

@@ -586,20 +586,20 @@ def paper_markdown(
             "JAX compile time is in the last column."
         )
         out += ["", table_markdown(points), ""]
-    overhead = overhead_table(records)
-    if overhead.rows:
-        out.append(
+    for table, intro in (
+        (
+            overhead_table(records),
             "Wrapper overhead (`benchmarks/wrapper_overhead.py`): what our models add over the framework's own "
-            "modules, so that a backend comparison measures the frameworks and not this suite:"
-        )
-        out += ["", table_markdown(overhead), ""]
-    fraction = machine_fraction_table(records)
-    if fraction.rows:
-        out.append(
+            "modules, so that a backend comparison measures the frameworks and not this suite:",
+        ),
+        (
+            machine_fraction_table(records),
             "How close to the machine: the LSTM step's achieved FLOP/s as a fraction of what a square GEMM reaches "
-            "on the same device in the same worker (DeepBench's V100 FP32 LSTM results reached about 53% of peak):"
-        )
-        out += ["", table_markdown(fraction), ""]
+            "on the same device in the same worker (DeepBench's V100 FP32 LSTM results reached about 53% of peak):",
+        ),
+    ):
+        if table.rows:
+            out += [intro, "", table_markdown(table), ""]
     if points.rows and "cuda" not in R.devices(
         r for r in records if str(r.get("grid", "")).startswith(PERF_GRID_PREFIX)
     ):
