@@ -79,7 +79,23 @@ def worker_env(backend: str) -> dict[str, str]:
         env["GLIBC_TUNABLES"] = f"{given}:{MALLOC_TUNABLES}" if given else MALLOC_TUNABLES
     if backend == "jax":
         env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+        # one XLA CPU device per core the worker may use: jax_impl's training step splits a batch
+        # over them (XLA otherwise runs a recurrent step on one core); OMP_NUM_THREADS=1 keeps one
+        flags, cores = os.environ.get("XLA_FLAGS", ""), worker_cores()
+        if cores > 1 and "xla_force_host_platform_device_count" not in flags:
+            env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={cores}".strip()
     return env
+
+
+def worker_cores() -> int:
+    """The cores a worker may use: OMP_NUM_THREADS where set (``reproduce --threads``), else its affinity."""
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit():
+        return max(1, int(omp))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 # -- inside a worker --------------------------------------------------------------------

@@ -134,7 +134,11 @@ class JaxBackend:
     def prepare_batch(self, state_or_model: Any, batch: Batch) -> tuple[jax.Array, jax.Array, jax.Array]:
         model = state_or_model.model if isinstance(state_or_model, optim.TrainState) else state_or_model
         x, lengths = self._inputs(model, batch)
-        return x, lengths, self._targets(model, batch)
+        arrays = (x, lengths, self._targets(model, batch))
+        mesh = getattr(state_or_model, "mesh", None)
+        if mesh is not None:  # a data-parallel step: the batch split over the CPU devices (optim.py)
+            arrays = jax.device_put(arrays, optim.batch_sharding(mesh, int(x.shape[0])))
+        return arrays
 
     def train_step(self, state: optim.TrainState, batch: Any) -> Any:
         if isinstance(batch, Batch):
@@ -204,6 +208,8 @@ class JaxBackend:
             "tf32": device == "cuda" and precision == "tf32",
             "x64": bool(jax.config.jax_enable_x64),
             "cpu_count": _cpu_count(),
+            # > 1: training steps split each batch over this many CPU devices (jax_impl/optim.py)
+            "cpu_devices": len(jax.devices("cpu")) if device == "cpu" else None,
         }
         if dev.platform == "gpu":
             info["cuda"] = getattr(dev.client, "platform_version", None)
