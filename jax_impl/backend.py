@@ -135,9 +135,8 @@ class JaxBackend:
         model = state_or_model.model if isinstance(state_or_model, optim.TrainState) else state_or_model
         x, lengths = self._inputs(model, batch)
         arrays = (x, lengths, self._targets(model, batch))
-        mesh = getattr(state_or_model, "mesh", None)
-        if mesh is not None:  # a data-parallel step: the batch split over the CPU devices (optim.py)
-            arrays = jax.device_put(arrays, optim.batch_sharding(mesh, int(x.shape[0])))
+        if isinstance(state_or_model, optim.TrainState):  # maybe split over the CPU devices (optim.py)
+            arrays = optim.place_batch(state_or_model, arrays)
         return arrays
 
     def train_step(self, state: optim.TrainState, batch: Any) -> Any:

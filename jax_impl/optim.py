@@ -117,62 +117,65 @@ class TrainState:
     step_fn: Any = field(repr=False)
     last: Any = None
     mesh: Any = None  # a Mesh over the host's CPU devices when the step is data parallel, else None
+    placed: bool = False  # whether the first batch has decided ``mesh`` (``place_batch``)
 
 
-# Data parallel over the CPU's cores. XLA:CPU runs a recurrent step on one core (the same time
-# under `taskset -c 0`), while torch's oneDNN RNN uses them all. A worker started with
-# `--xla_force_host_platform_device_count=N` (experiments/worker.py) has N CPU devices; the
-# training step then replicates the parameters and splits the batch over them (the same mean
-# loss and gradients, summed over the shards by XLA), and the step runs on N cores. Measured:
-# LSTM B32 T100 H128 fwd+bwd 13.1 -> 11.2 ms on 2 cores. A batch that does not split evenly runs
-# replicated (every device the whole batch), as fast as one device. Forward passes, gradients
-# for verification and evaluation stay on device 0.
+# Data parallel over the CPU's cores. XLA:CPU runs a small recurrent step on one core (the same
+# time under `taskset -c 0`), while torch's oneDNN RNN uses them all. A worker started with
+# `--xla_force_host_platform_device_count=N` (experiments/worker.py) has N CPU devices; a small
+# enough training step then replicates the parameters and splits the batch over them (the same
+# mean loss; XLA sums the shards' gradients) and runs on N cores. Large steps do not gain: XLA
+# already spreads their matmuls over the cores, and splitting them cost up to 1.6x. Measured on 2
+# cores (perf_recurrent_cpu / perf_deepbench_cpu, jax step ms one device -> two): faster at every
+# point up to 54 MFLOP per time step (lstm H128 B32 13.2 -> 12.4, B128 65 -> 56; rnn H256 B128
+# 66 -> 43), slower from 156 MFLOP (gru H256 B128 143 -> 166; lstm H1024 B128 683 -> 1081).
+# The step is split when its analytic FLOPs per time step (spec.train_step_flops / T) are at most
+# this and the batch divides evenly; otherwise it stays on device 0. The choice is made on the
+# first batch (``place_batch``), as the batch size is not known before.
+DATA_PARALLEL_MAX_FLOPS_PER_STEP = 100e6
 BATCH_AXIS = "batch"
 
 
-def cpu_mesh(model: Any) -> Any:
-    """A 1-D mesh over the host's CPU devices for a CPU model, or None where there is one device."""
-    if model.device != "cpu":
+def data_parallel_mesh(model: Any, batch_size: int, seq_len: int) -> Any:
+    """A 1-D mesh over the host's CPU devices when a step of this size gains from splitting, else None."""
+    devices = jax.devices("cpu") if model.device == "cpu" else []
+    if len(devices) < 2 or batch_size % len(devices):
         return None
-    devices = jax.devices("cpu")
-    if len(devices) < 2:
+    if model.spec.train_step_flops(batch_size, seq_len) / seq_len > DATA_PARALLEL_MAX_FLOPS_PER_STEP:
         return None
     from jax.sharding import Mesh
 
     return Mesh(np.array(devices), (BATCH_AXIS,))
 
 
-def batch_sharding(mesh: Any, batch_size: int) -> Any:
-    """Split the batch axis over the mesh, or replicate it where it does not split evenly."""
+def place_batch(state: TrainState, arrays: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+    """The batch (x first, batch-major) placed for ``state``'s step; on the first call, decide whether
+    the step is data parallel and if so replicate the state over the mesh."""
     from jax.sharding import NamedSharding, PartitionSpec
 
-    split = batch_size % mesh.devices.size == 0
-    return NamedSharding(mesh, PartitionSpec(BATCH_AXIS) if split else PartitionSpec())
-
-
-def data_parallel_degree(state: TrainState, batch_size: int) -> int:
-    """How many devices share a batch of this size in ``state``'s step (1: not data parallel)."""
-    if state.mesh is None or batch_size % state.mesh.devices.size:
-        return 1
-    return int(state.mesh.devices.size)
+    if not state.placed:
+        state.placed = True
+        batch_size, seq_len = int(arrays[0].shape[0]), int(arrays[0].shape[1])
+        state.mesh = data_parallel_mesh(state.model, batch_size, seq_len)
+        if state.mesh is not None:
+            replicated = NamedSharding(state.mesh, PartitionSpec())
+            state.params, state.opt_state, state.step, state.key = jax.device_put(
+                (state.params, state.opt_state, state.step, state.key), replicated
+            )
+    if state.mesh is None:
+        return arrays
+    return jax.device_put(arrays, NamedSharding(state.mesh, PartitionSpec(BATCH_AXIS)))
 
 
 def make_train_state(model: Any, optimizer: OptimizerSpec, params: Params, seed: int = 0) -> TrainState:
     tx = make_optimizer(optimizer)
     params = jax.tree.map(jnp.copy, params)  # donated each step: never the model's own buffers
-    step, key = jnp.zeros((), jnp.int32), jax.random.key(seed)
-    mesh = cpu_mesh(model)
-    if mesh is not None:  # replicated on every device; the step's sharding follows its inputs
-        from jax.sharding import NamedSharding, PartitionSpec
-
-        params, step, key = jax.device_put((params, step, key), NamedSharding(mesh, PartitionSpec()))
     return TrainState(
         model=model,
         optimizer=optimizer,
         params=params,
         opt_state=tx.init(params),
-        step=step,
-        key=key,
+        step=jnp.zeros((), jnp.int32),
+        key=jax.random.key(seed),
         step_fn=make_step_fn(model, optimizer),
-        mesh=mesh,
     )
