@@ -576,7 +576,9 @@ def paper_markdown(
             f"The performance grids (`{PERF_GRID_PREFIX}*`) time both backends at each point, one right after the "
             f"other, on {', '.join(R.device_label(perf_records, d) for d in R.devices(perf_records))}. torch runs "
             f"its own `nn.LSTM/GRU/RNN` (on CPU ATen calls oneDNN's fused RNN primitive), the fastest reference in "
-            f"the same run; JAX runs this suite's `scan` path. The goal is met at {met} of {len(points.rows)} points."
+            f"the same run; JAX runs this suite's `scan` path (on a multi-core CPU a small step is split over the "
+            f"cores, `jax_impl/optim.py`; records name the CPU devices in `env.cpu_devices`). The goal is met at "
+            f"{met} of {len(points.rows)} points."
         )
         steady = [r for r in perf_records if R.kind(r) == "bench" and R.ok(r)]
         cv_ok = [r for r in steady if R.fmetric(r, "step_s_cv") <= CV_GOAL[R.device(r)]]
