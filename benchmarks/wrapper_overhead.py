@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 # Only framework-free modules at import time: torch and jax load lazily, in the child that uses them.
 from benchmarks.timing import add_timing_args, single_thread_xla_if_asked  # noqa: E402
+from benchmarks.timing import clock as clock_named  # noqa: E402
 from experiments.cells import config_key, random_batch  # noqa: E402
 from experiments.envinfo import driver_env, host_env, record_env  # noqa: E402
 from experiments.measure import step_stats  # noqa: E402
@@ -79,7 +80,6 @@ SIZES: dict[str, list[tuple[int, int, int]]] = {
 }
 QUICK_SIZES: dict[str, list[tuple[int, int, int]]] = {arch: sizes[-1:] for arch, sizes in SIZES.items()}
 
-CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 ParamsFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
@@ -121,7 +121,6 @@ def ours_side(backend: Any, spec: Any, params: dict[str, np.ndarray], host: list
 def torch_recurrent_baseline(spec: Any, params: dict[str, np.ndarray], host: list[Any]) -> Side:
     """A bare ``nn.LSTM``/``nn.GRU`` + ``nn.Linear`` + Adam: what a user would write by hand."""
     import torch
-    import torch.nn.functional as F
     from torch import nn
 
     cls = {"lstm": nn.LSTM, "gru": nn.GRU}[spec.cell]
@@ -130,9 +129,26 @@ def torch_recurrent_baseline(spec: Any, params: dict[str, np.ndarray], host: lis
     tensors = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in params.items()}
     rnn.load_state_dict({k.removeprefix("rnn."): v for k, v in tensors.items() if k.startswith("rnn.")}, strict=True)
     head.load_state_dict({k.removeprefix("head."): v for k, v in tensors.items() if k.startswith("head.")}, strict=True)
-    opt = torch.optim.Adam([*rnn.parameters(), *head.parameters()], lr=LR)
-    batches = [_torch_batch(b) for b in host]
     lstm = spec.cell == "lstm"
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        _, hx = rnn(x)
+        h_n = hx[0] if lstm else hx
+        return head(h_n[-1])
+
+    return _torch_adam_side(logits, [*rnn.parameters(), *head.parameters()], host)
+
+
+def _torch_adam_side(logits: Callable[[Any], Any], parameters: list[Any], host: list[Any]) -> Side:
+    """A hand-written step: cross-entropy of ``logits(x)``, backward, ``torch.optim.Adam``, cycling the batches."""
+    import torch
+    import torch.nn.functional as F
+
+    opt = torch.optim.Adam(parameters, lr=LR)
+    batches = [
+        (torch.from_numpy(np.asarray(b.x, dtype=np.float32)), torch.from_numpy(np.asarray(b.y, dtype=np.int64)))
+        for b in host
+    ]
     i = 0
 
     def step(want_loss: bool) -> float | None:
@@ -140,20 +156,12 @@ def torch_recurrent_baseline(spec: Any, params: dict[str, np.ndarray], host: lis
         x, y = batches[i % len(batches)]
         i += 1
         opt.zero_grad(set_to_none=True)
-        _, hx = rnn(x)
-        h_n = hx[0] if lstm else hx
-        loss = F.cross_entropy(head(h_n[-1]), y)
+        loss = F.cross_entropy(logits(x), y)
         loss.backward()
         opt.step()
         return float(loss.detach()) if want_loss else None
 
     return Side(step)
-
-
-def _torch_batch(b: Any) -> tuple[Any, Any]:
-    import torch
-
-    return torch.from_numpy(np.asarray(b.x, dtype=np.float32)), torch.from_numpy(np.asarray(b.y, dtype=np.int64))
 
 
 def torch_transformer_baseline(spec: Any, params: dict[str, np.ndarray], host: list[Any]) -> Side:
@@ -199,23 +207,9 @@ def torch_transformer_baseline(spec: Any, params: dict[str, np.ndarray], host: l
                 h = layer(h)
             return self.head(h.mean(dim=1))
 
-    batches = [_torch_batch(b) for b in host]
-    model = Encoder(batches[0][0].shape[1])
+    model = Encoder(host[0].x.shape[1])
     model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in params.items()})
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
-    i = 0
-
-    def step(want_loss: bool) -> float | None:
-        nonlocal i
-        x, y = batches[i % len(batches)]
-        i += 1
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return float(loss.detach()) if want_loss else None
-
-    return Side(step)
+    return _torch_adam_side(model, list(model.parameters()), host)
 
 
 # -- jax baseline ------------------------------------------------------------------------------------
@@ -334,7 +328,7 @@ def compare(
     rng = np.random.default_rng(0)
     host = [random_batch(spec, batch, seq_len, rng) for _ in range(N_BATCHES)]
     config = overhead_config(backend_name, spec, batch, seq_len, baseline_name, threads, clock)
-    timer = CLOCKS[clock]
+    timer = clock_named(clock)
     load = os.getloadavg()[0]  # the machine may be shared: the record says how busy it was
     t_start = time.perf_counter()
 

@@ -56,6 +56,14 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def host_env() -> dict[str, Any]:
     """What the process that runs a cell knows about its machine."""
     return {

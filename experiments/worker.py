@@ -89,13 +89,10 @@ def worker_env(backend: str) -> dict[str, str]:
 
 def worker_cores() -> int:
     """The cores a worker may use: OMP_NUM_THREADS where set (``reproduce --threads``), else its affinity."""
+    from experiments.envinfo import available_cores
+
     omp = os.environ.get("OMP_NUM_THREADS", "")
-    if omp.isdigit():
-        return max(1, int(omp))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    return max(1, int(omp)) if omp.isdigit() else available_cores()
 
 
 # -- inside a worker --------------------------------------------------------------------

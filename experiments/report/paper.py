@@ -171,16 +171,21 @@ GPU_RATIO_GOAL = 1.1
 CV_GOAL = {"cpu": 0.05, "cuda": 0.02}  # issue 7: step-time CV <= 5% on CPU, <= 2% on GPU
 
 
-def performance_points_table(records: Sequence[Record]) -> Table:
-    """Every point of the ``perf_*`` grids: both backends' median step, the ratio and its goal."""
-    bench = [
+def perf_bench_records(records: Sequence[Record], grid_prefix: str = PERF_GRID_PREFIX) -> list[Record]:
+    """The ok bench records of the performance grids whose names start with ``grid_prefix``."""
+    return [
         r
         for r in records
-        if str(r.get("grid", "")).startswith(PERF_GRID_PREFIX)
+        if str(r.get("grid", "")).startswith(grid_prefix)
         and R.kind(r) == "bench"
         and R.ok(r)
         and math.isfinite(R.fmetric(r, "step_s_median"))
     ]
+
+
+def performance_points_table(records: Sequence[Record]) -> Table:
+    """Every point of the ``perf_*`` grids: both backends' median step, the ratio and its goal."""
+    bench = perf_bench_records(records)
     points: dict[tuple, dict[str, Record]] = {}
     for r in bench:
         key = (R.device(r), R.arch(r), R.seq_len(r), R.size(r), R.cfg(r, "batch"), R.cfg(r, "precision"))
@@ -264,11 +269,7 @@ DEEPBENCH_GRID_PREFIX = "perf_deepbench"  # LSTM at DeepBench's training configs
 def machine_fraction_table(records: Sequence[Record]) -> Table:
     """LSTM training FLOP/s as a fraction of a same-precision GEMM measured in the same worker."""
     rows = []
-    bench = [
-        r
-        for r in records
-        if str(r.get("grid", "")).startswith(DEEPBENCH_GRID_PREFIX) and R.kind(r) == "bench" and R.ok(r)
-    ]
+    bench = perf_bench_records(records, DEEPBENCH_GRID_PREFIX)
     by_point = R.group(bench, lambda r: (R.device(r), R.size(r), R.cfg(r, "batch"), R.seq_len(r)))
     for (dev, hidden, batch, steps), recs in sorted(
         by_point.items(), key=lambda kv: tuple(map(str, kv[0][:1])) + kv[0][1:]
@@ -570,7 +571,7 @@ def paper_markdown(
     out += ["## 7. Performance", ""]
     points = performance_points_table(records)
     if points.rows:
-        perf_records = [r for r in records if str(r.get("grid", "")).startswith(PERF_GRID_PREFIX)]
+        perf_records = perf_bench_records(records)
         met = sum(row[8] == "yes" for row in points.rows)
         out.append(
             f"The performance grids (`{PERF_GRID_PREFIX}*`) time both backends at each point, one right after the "
@@ -580,11 +581,10 @@ def paper_markdown(
             f"cores, `jax_impl/optim.py`; records name the CPU devices in `env.cpu_devices`). The goal is met at "
             f"{met} of {len(points.rows)} points."
         )
-        steady = [r for r in perf_records if R.kind(r) == "bench" and R.ok(r)]
-        cv_ok = [r for r in steady if R.fmetric(r, "step_s_cv") <= CV_GOAL[R.device(r)]]
+        cv_ok = [r for r in perf_records if R.fmetric(r, "step_s_cv") <= CV_GOAL[R.device(r)]]
         out.append(
-            f"Measurement quality: {len(cv_ok)} of {len(steady)} of these cells kept the coefficient of variation "
-            f"of their step times within the goal (<= {CV_GOAL['cpu']} on CPU, <= {CV_GOAL['cuda']} on GPU); "
+            f"Measurement quality: {len(cv_ok)} of {len(perf_records)} of these cells kept the coefficient of "
+            f"variation of their step times within the goal (<= {CV_GOAL['cpu']} on CPU, <= {CV_GOAL['cuda']} on GPU); "
             "JAX compile time is in the last column."
         )
         out += ["", table_markdown(points), ""]
@@ -602,9 +602,7 @@ def paper_markdown(
     ):
         if table.rows:
             out += [intro, "", table_markdown(table), ""]
-    if points.rows and "cuda" not in R.devices(
-        r for r in records if str(r.get("grid", "")).startswith(PERF_GRID_PREFIX)
-    ):
+    if points.rows and "cuda" not in R.devices(perf_bench_records(records)):
         out += [
             f"No GPU performance records yet: the GPU goals (jax/torch <= {GPU_RATIO_GOAL} against cuDNN, an LSTM at "
             f">= 50% of a GEMM's FLOP/s on an H100 with the jax path within 10% of cuDNN's, step-time CV <= "
