@@ -1,6 +1,6 @@
 """Driver overhead: a ``bench`` cell through the driver against a bare loop timing the same model.
 
-Both run in the same worker process (``experiments.worker``): the driver's way
+Both run in the same worker process (``experiments.run.worker``): the driver's way
 (the cell pickled to the worker, the ``bench`` kind, its warm-up and timed loop,
 the result sent back) and a bare loop (build, warm up, then ``train_step`` +
 ``synchronize`` under ``perf_counter``, as many steps as the driver timed, on the
@@ -26,9 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from experiments.cells import Cell, random_batch  # noqa: E402
+from experiments.cell import Cell  # noqa: E402
 from experiments.commands.bench import bench_grid  # noqa: E402
-from experiments.worker import WorkerProcess  # noqa: E402
+from experiments.kinds.inputs import random_batch  # noqa: E402
+from experiments.run.worker import WorkerProcess  # noqa: E402
 
 BARE_WARMUP = 10
 
@@ -58,7 +59,7 @@ def bare_loop(backend, cell: Cell, steps: int) -> float:
 def null_step_overhead(n: int = 200_000) -> tuple[float, float]:
     """Seconds per step of the driver's timing loop and of a bare loop around a step that does nothing:
     the driver's own cost per step, free of the model's noise."""
-    from experiments.measure import time_steps
+    from experiments.kinds.measure import time_steps
 
     def step(b):
         return b

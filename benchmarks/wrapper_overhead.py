@@ -50,13 +50,14 @@ sys.path.insert(0, str(ROOT))
 # Only framework-free modules at import time: torch and jax load lazily, in the child that uses them.
 from benchmarks.timing import add_timing_args, single_thread_xla_if_asked  # noqa: E402
 from benchmarks.timing import clock as clock_named  # noqa: E402
-from experiments.cells import config_key, random_batch  # noqa: E402
-from experiments.envinfo import driver_env, host_env, record_env  # noqa: E402
-from experiments.measure import step_stats  # noqa: E402
-from experiments.runner import SCHEMA  # noqa: E402
+from experiments.cell import Cell  # noqa: E402
+from experiments.kinds.inputs import random_batch  # noqa: E402
+from experiments.kinds.measure import step_stats  # noqa: E402
+from experiments.records.build import make_record  # noqa: E402
+from experiments.records.envinfo import driver_env, host_env  # noqa: E402
+from experiments.records.store import encode  # noqa: E402
 from experiments.spec import OptimizerSpec, make_spec, size_fields, spec_to_dict  # noqa: E402
 from experiments.spec.transformer import sinusoidal_positions  # noqa: E402
-from experiments.store import encode  # noqa: E402
 
 GRID = "perf_overhead_cpu"
 DEFAULT_OUT = ROOT / "results" / GRID / "records.jsonl"
@@ -408,28 +409,12 @@ def make_overhead_record(
     wall_s: float | None,
     error: str | None = None,
 ) -> dict[str, Any]:
-    """The driver's record shape (``experiments.runner.make_record``), for a benchmark's cell."""
+    """The driver's record (``experiments.records.build.make_record``) of a benchmark's cell."""
     worker = {**host_env(), "backend": backend.name, **backend.describe("cpu", "float32")}  # as the worker's env
-    record = {
-        "schema": SCHEMA,
-        "key": config_key(config),
-        "claim_ids": [],
-        "grid": GRID,
-        "arch": config["arch"],
-        "backend": config["backend"],
-        "path": path,
-        "task": None,
-        "kind": "overhead",
-        "config": config,
-        "seed": 0,
-        "status": status,
-        "metrics": metrics,
-        "env": record_env(driver_env("benchmark"), worker),
-        "wall_s": wall_s,
-    }
-    if error is not None:
-        record["error"] = error
-    return record
+    cell = Cell.make(GRID, (), config)
+    result = {"status": status, "path": path, "metrics": metrics, "error": error, "worker_env": worker}
+    result["cell_s"] = wall_s
+    return make_record(cell, result, driver_env("benchmark"))
 
 
 # -- command line ------------------------------------------------------------------------------------

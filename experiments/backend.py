@@ -12,6 +12,10 @@ layouts are those of ``experiments.spec`` (PyTorch's).
 from __future__ import annotations
 
 import importlib
+import os
+import platform
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -27,6 +31,18 @@ Precision = Literal["float64", "float32", "tf32", "bfloat16"]
 PRECISIONS: tuple[str, ...] = ("float64", "float32", "tf32", "bfloat16")
 Device = Literal["cpu", "cuda"]
 PathChoice = Literal["auto", "on", "off"]  # the fast-path switch: "on" that cannot apply raises
+PATH_CHOICES: tuple[str, ...] = ("auto", "on", "off")
+# What ``describe`` returns on both backends (each adds its framework's versions and flags).
+DESCRIBE_KEYS: tuple[str, ...] = (
+    "backend",
+    "device_kind",
+    "device_name",  # the GPU's name, or on CPU the processor's model name
+    "precision",
+    "dtype",
+    "tf32",  # whether TF32 is in effect: precision "tf32" on a CUDA device
+    "cuda_version",
+    "cudnn_version",
+)
 
 
 @dataclass
@@ -113,10 +129,11 @@ class Backend(Protocol):
         """Peak device memory since the last reset; None where the device cannot tell (CPU)."""
 
     def describe(self, device: Device = "cpu", precision: Precision = "float32") -> dict[str, Any]:
-        """Device kind and name, framework and CUDA/cuDNN versions, precision flags."""
+        """``DESCRIBE_KEYS``, plus the framework's versions and precision flags."""
 
-    def matmul_peak_flops(self, device: Device = "cpu", precision: Precision = "float32") -> float:
-        """Achieved FLOP/s of a large square GEMM at this precision, measured now."""
+    def gemm_times(self, device: Device = "cpu", precision: Precision = "float32") -> tuple[int, list[float]]:
+        """``n`` and the seconds of each repeat of an n x n GEMM at this precision, after a warm-up
+        (``time_repeats``'s rule). No statistic and no cache: the driver takes the peak from them."""
 
 
 def load_backend(name: str) -> Backend:
@@ -130,6 +147,36 @@ def load_backend(name: str) -> Backend:
     return module.BACKEND
 
 
-def backend_architectures(name: str) -> tuple[str, ...]:
-    module = importlib.import_module(BACKENDS[name])
-    return tuple(module.MODELS)
+# -- host facts and timing both backends share (framework-free) ----------------------------------
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def time_repeats(
+    once: Callable[[], float], *, budget_s: float = 0.5, min_repeats: int = 3, max_repeats: int = 50
+) -> list[float]:
+    """Call ``once`` (which returns its own duration in seconds) at least ``min_repeats`` times and
+    then while ``budget_s`` of wall time lasts, at most ``max_repeats`` times: the durations."""
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_repeats or (time.perf_counter() - start < budget_s and len(times) < max_repeats):
+        times.append(once())
+    return times

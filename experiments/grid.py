@@ -39,7 +39,7 @@ Keys (in ``axes``, ``fixed``, ``exclude``, ``override``):
 - optimizer: ``optimizer`` (sgd|adam|adamw), ``lr``, ``beta1``, ``beta2``, ``eps``, ``weight_decay``,
   ``momentum``, ``clip_norm`` (``experiments.spec.OptimizerSpec``);
 - task parameters: ``task_params.NAME``; ``seq_len`` is passed to the task too;
-- the cell kind's settings (``experiments.cells``: bench ``min_timed_steps``..., train ``steps``, ``eval_every``...);
+- the cell kind's settings (``experiments.kinds``: bench ``min_timed_steps``..., train ``steps``, ``eval_every``...);
 - resources, not part of a cell's key: ``cpus``, ``gpus`` (what a Ray task asks for), ``timeout_s``,
   ``fresh_worker`` (run the cell in a newly started worker process, stopped right after it, so that
   a CPU memory reading is the cell's alone; default: true for ``bench`` cells on ``cpu``, else false).
@@ -62,9 +62,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, TypeAdapter, ValidationError
 
 from experiments.backend import PRECISIONS
-from experiments.cells import Cell, get_kind, load_kinds
+from experiments.cell import Cell
 from experiments.errors import UserError
+from experiments.kinds import CELL_KINDS, get_kind
 from experiments.spec import ARCHITECTURES, REGISTRY, OptimizerSpec, make_spec, size_fields, spec_fields, spec_to_dict
+from experiments.tasks import load_task
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -230,7 +232,7 @@ def _display(path: Path) -> str:
 
 
 def _registered_backends() -> tuple[str, ...]:
-    from experiments.worker import backend_modules
+    from experiments.run.worker import backend_modules  # TODO(lead): experiments.backend
 
     return tuple(backend_modules())
 
@@ -241,23 +243,23 @@ class Grid:
 
     name: str
     path: Path
-    spec: GridFile
+    file: GridFile  # the validated TOML
 
     @property
     def kind(self) -> str:
-        return self.spec.kind
+        return self.file.kind
 
     @property
     def claim_ids(self) -> tuple[str, ...]:
-        return tuple(self.spec.claim_ids)
+        return tuple(self.file.claim_ids)
 
     @property
     def presets(self) -> tuple[str, ...]:
-        return tuple(self.spec.presets)
+        return tuple(self.file.presets)
 
     @property
     def description(self) -> str:
-        return self.spec.description
+        return self.file.description
 
     # -- errors ------------------------------------------------------------------------
     def _error(self, key: str, problem: str, fix: str = "") -> UserError:
@@ -266,7 +268,7 @@ class Grid:
     # -- key validation ----------------------------------------------------------------
     def _axes(self) -> list[tuple[str, list[Any]]]:
         axes = []
-        for key, values in _flatten(dict(self.spec.axes)).items():
+        for key, values in _flatten(dict(self.file.axes)).items():
             if values == ALL_MARKER and key in ("arch", "backend"):
                 values = list(ARCHITECTURES if key == "arch" else _registered_backends())
             if not isinstance(values, list) or not values:
@@ -276,17 +278,17 @@ class Grid:
 
     def _values_used(self, key: str, axes: list[tuple[str, list[Any]]], default: Any = None) -> list[Any]:
         """Every value ``key`` takes anywhere in the grid (axes, fixed, overrides)."""
-        fixed = _flatten(self.spec.fixed)
+        fixed = _flatten(self.file.fixed)
         values = list(dict(axes).get(key, [fixed[key]] if key in fixed else [default]))
-        values += [_flatten(ov.set)[key] for ov in self.spec.override if key in _flatten(ov.set)]
+        values += [_flatten(ov.set)[key] for ov in self.file.override if key in _flatten(ov.set)]
         return values
 
     def _kinds_used(self, axes: list[tuple[str, list[Any]]]) -> list[str]:
-        kinds = self._values_used("kind", axes, self.spec.kind)
+        kinds = self._values_used("kind", axes, self.file.kind)
         for kind in kinds:
-            if not isinstance(kind, str) or kind not in load_kinds():
+            if not isinstance(kind, str) or kind not in CELL_KINDS:
                 raise self._error(
-                    "kind", f"unknown cell kind {kind!r}", f"use one of {', '.join(sorted(load_kinds()))}"
+                    "kind", f"unknown cell kind {kind!r}", f"use one of {', '.join(sorted(CELL_KINDS))}"
                 )
         return kinds
 
@@ -317,7 +319,7 @@ class Grid:
         axes = self._axes()
         kinds = self._kinds_used(axes)
         types = self._key_types(kinds)
-        fixed = _flatten(self.spec.fixed)
+        fixed = _flatten(self.file.fixed)
         for key, values in axes:
             if key in fixed:
                 raise self._error(f"axes.{key}", "is also in [fixed]", "keep it in one place")
@@ -325,11 +327,11 @@ class Grid:
                 self._check_value("axes", key, value, types)
         for key, value in fixed.items():
             self._check_value("fixed", key, value, types)
-        for i, ex in enumerate(self.spec.exclude):
+        for i, ex in enumerate(self.file.exclude):
             for key, value in _flatten(ex).items():
                 for v in value if isinstance(value, list) else [value]:
                     self._check_value(f"exclude[{i}]", key, v, types)
-        for i, ov in enumerate(self.spec.override):
+        for i, ov in enumerate(self.file.override):
             for key, value in _flatten(ov.when).items():
                 for v in value if isinstance(value, list) else [value]:
                     self._check_value(f"override[{i}].when", key, v, types)
@@ -337,14 +339,14 @@ class Grid:
                 self._check_value(f"override[{i}].set", key, value, types)
         archs = [a for a in self._values_used("arch", axes) if a in ARCHITECTURES]
         set_anywhere = {k for k, _ in axes} | set(fixed)
-        for ov in self.spec.override:
+        for ov in self.file.override:
             set_anywhere |= set(_flatten(ov.set))
         for key in sorted(set_anywhere & set(_spec_types())):
             if archs and not any(key in spec_fields(a) for a in archs):
                 raise self._error(key, f"is not a field of {', '.join(sorted(set(archs)))}", "remove it")
         names = [k for k, _ in axes] + list(fixed)
         for needed in ("arch", "backend"):
-            if needed not in names and not any(needed in _flatten(ov.set) for ov in self.spec.override):
+            if needed not in names and not any(needed in _flatten(ov.set) for ov in self.file.override):
                 raise self._error(needed, "not set", f"add {needed} to [axes] or [fixed]")
         for key, values in [*axes, *((k, [v]) for k, v in fixed.items())]:
             if key == "arch":
@@ -370,10 +372,10 @@ class Grid:
         out: dict[str, Cell] = {}
         for combo in itertools.product(*(values for _, values in axes)):
             values = {**fixed, **dict(zip(keys, combo, strict=True))}
-            defaults = {**CORE_DEFAULTS, "kind": self.spec.kind}
-            if any(_matches(_flatten(ex), values, defaults) for ex in self.spec.exclude):
+            defaults = {**CORE_DEFAULTS, "kind": self.file.kind}
+            if any(_matches(_flatten(ex), values, defaults) for ex in self.file.exclude):
                 continue
-            for ov in self.spec.override:
+            for ov in self.file.override:
                 if _matches(_flatten(ov.when), values, defaults):
                     values.update(_flatten(ov.set))
             if device is not None:
@@ -393,7 +395,7 @@ class Grid:
             fix = exc.fix or f"change {exc.field} in the grid file"
             return self._error(exc.field, f"{exc.problem}, in the cell {where}", fix)
 
-        core = {**CORE_DEFAULTS, "kind": self.spec.kind, **{k: values[k] for k in CORE_TYPES if k in values}}
+        core = {**CORE_DEFAULTS, "kind": self.file.kind, **{k: values[k] for k in CORE_TYPES if k in values}}
         arch = core["arch"]
         kind = get_kind(core["kind"])
         task = core["task"]
@@ -471,7 +473,8 @@ class Grid:
             "optimizer": dataclasses.asdict(optimizer),
             "settings": settings,
         }
-        return Cell.make(self.name, self.claim_ids, config, resources, coords)
+        sizes = {k: core[k] for k in ("hidden", "layers") if core[k] is not None}  # as the grid named them
+        return Cell.make(self.name, self.claim_ids, config, resources, coords, sizes)
 
 
 def _matches(pattern: dict[str, Any], values: dict[str, Any], defaults: dict[str, Any]) -> bool:
@@ -488,8 +491,6 @@ def _matches(pattern: dict[str, Any], values: dict[str, Any], defaults: dict[str
 @functools.lru_cache(maxsize=256)
 def _task_meta(name: str, seed: int, params: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
     """What the driver needs of a task to resolve a cell (the data itself is dropped)."""
-    from experiments.tasks import load_task
-
     data = load_task(name, seed=seed, **dict(params))
     return {
         "input_size": data.input_size,
@@ -518,7 +519,7 @@ def _raw(path: Path) -> dict[str, Any]:
         raise UserError(_display(path), f"not valid TOML: {exc}", "fix the syntax at that line") from None
 
 
-def _raw_lists(key: str) -> dict[str, list[str]]:
+def raw_lists(key: str) -> dict[str, list[str]]:
     """``key`` (presets, claim_ids) of every grid file, read without validation (for listing)."""
     out = {}
     for name, path in _grid_paths().items():
@@ -531,11 +532,11 @@ def _raw_lists(key: str) -> dict[str, list[str]]:
 
 
 def preset_names() -> list[str]:
-    return sorted({p for presets in _raw_lists("presets").values() for p in presets})
+    return sorted({p for presets in raw_lists("presets").values() for p in presets})
 
 
 def grids_in_preset(preset: str) -> list[str]:
-    names = [name for name, presets in _raw_lists("presets").items() if preset in presets]
+    names = [name for name, presets in raw_lists("presets").items() if preset in presets]
     if not names:
         raise UserError(
             "--preset", f"no grid belongs to the preset {preset!r}", f"use one of {', '.join(preset_names())}"
@@ -544,9 +545,9 @@ def grids_in_preset(preset: str) -> list[str]:
 
 
 def grids_for_claim(claim_id: str) -> list[str]:
-    names = [name for name, ids in _raw_lists("claim_ids").items() if claim_id in ids]
+    names = [name for name, ids in raw_lists("claim_ids").items() if claim_id in ids]
     if not names:
-        known = sorted({i for ids in _raw_lists("claim_ids").values() for i in ids})
+        known = sorted({i for ids in raw_lists("claim_ids").values() for i in ids})
         raise UserError(
             "--claim", f"no grid serves the claim {claim_id!r}", f"grids serve: {', '.join(known) or 'none yet'}"
         )
@@ -566,7 +567,7 @@ def load_grid(name_or_path: str | Path) -> Grid:
         raise UserError("grid", f"no such file: {text}", "give a grid name or an existing .toml path")
     raw = _raw(path)
     try:
-        spec = GridFile.model_validate(raw)
+        file = GridFile.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
@@ -574,7 +575,7 @@ def load_grid(name_or_path: str | Path) -> Grid:
             known = ", ".join(GridFile.model_fields)
             raise UserError(f"{_display(path)}: {loc}", "unknown key", f"top-level keys: {known}") from None
         raise UserError(f"{_display(path)}: {loc}", err["msg"], "see experiments/grid.py for the format") from None
-    return Grid(name=path.stem, path=path, spec=spec)
+    return Grid(name=path.stem, path=path, file=file)
 
 
 def load_cells(grids: list[str | Path | Grid], device: str | None = None) -> list[tuple[Grid, list[Cell]]]:

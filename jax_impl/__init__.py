@@ -18,11 +18,12 @@ jax.config.update("jax_enable_x64", True)
 
 from jax_impl.attention_lstm import AttentionLSTMModel  # noqa: E402
 from jax_impl.backend import JaxBackend  # noqa: E402
+from jax_impl.layers import SequenceModel  # noqa: E402
 from jax_impl.recurrent import RecurrentModel  # noqa: E402
 from jax_impl.transformer import TransformerModel  # noqa: E402
 
 # arch name -> NNX module class; keys exactly experiments.spec.ARCHITECTURES.
-MODELS = {
+MODELS: dict[str, type[SequenceModel]] = {
     "rnn": RecurrentModel,
     "lstm": RecurrentModel,
     "gru": RecurrentModel,
@@ -31,6 +32,6 @@ MODELS = {
     "transformer": TransformerModel,
 }
 
-BACKEND = JaxBackend()
+BACKEND = JaxBackend(MODELS)
 
 __all__ = ["BACKEND", "MODELS", "AttentionLSTMModel", "JaxBackend", "RecurrentModel", "TransformerModel"]

@@ -13,7 +13,6 @@ The encoder runs the recurrent family's paths (``scan`` or ``reference``).
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import jax
@@ -27,14 +26,13 @@ from jax_impl.layers import (
     KeyStream,
     Linear,
     Params,
-    dtype_of,
+    SequenceModel,
     head_forward,
     linear,
     load_params,
-    param_arrays,
-    step_mask,
+    valid_mask,
 )
-from jax_impl.recurrent import DEFAULT_UNROLL, EncoderParams, _pure_call, encoder_apply, pooled_final, resolve_path
+from jax_impl.recurrent import DEFAULT_UNROLL, EncoderParams, encoder_apply, pooled_final, resolve_path
 
 
 def attention_pool(spec: AttentionLSTMSpec, p: Params, o: Array, q: Array, mask: Array) -> tuple[Array, Array]:
@@ -67,7 +65,7 @@ def attention_lstm_apply(
     keys = KeyStream(key if train else None)
     enc = encoder_apply(spec, "lstm", p, x, lengths, path=path, keys=keys, want_gates=return_extras, unroll=unroll)
     q = pooled_final(spec, enc["h"])
-    mask = step_mask(lengths, x.shape[1])
+    mask = valid_mask(lengths, x.shape[1])
     context, weights = attention_pool(spec, p, enc["outputs"], q, mask)
     logits = head_forward(p, context)
     extras = {"attention": weights, "gates": enc["gates"]} if return_extras else {}
@@ -89,7 +87,11 @@ class AdditiveAttention(nnx.Module):
         self.score = Linear(attn, 1, dtype, bias=False)
 
 
-class AttentionLSTMModel(nnx.Module):
+class AttentionLSTMModel(SequenceModel):
+    """An LSTM encoder (``rnn``), ``attn`` (additive score only) and a linear ``head``."""
+
+    apply = staticmethod(attention_lstm_apply)
+
     def __init__(
         self,
         spec: AttentionLSTMSpec,
@@ -100,26 +102,10 @@ class AttentionLSTMModel(nnx.Module):
         device: str = "cpu",
         unroll: int = DEFAULT_UNROLL,
     ) -> None:
-        dtype = dtype_of(precision)
-        self.spec = spec
-        self.precision = precision
-        self.device = device
-        self.path = resolve_path(path, "lstm", precision, device)
-        self.unroll = int(unroll)
-        self.rnn = EncoderParams(spec, "lstm", dtype)
+        path = resolve_path(path, "lstm", precision, device)
+        super().__init__(spec, precision=precision, device=device, path=path, unroll=int(unroll))
+        self.rnn = EncoderParams(spec, "lstm", self.dtype)
         if spec.score == "additive":
-            self.attn = AdditiveAttention(spec.output_size, spec.attn_size, dtype)
-        self.head = Linear(spec.pooled_size, spec.head.out_size, dtype)
-        load_params(self, spec.init_params(0) if params is None else params, dtype)
-
-    def static_key(self) -> tuple:
-        return (type(self).__name__, self.spec, self.precision, self.path, self.unroll)
-
-    def pure(self, *, train: bool = False, return_extras: bool = False):
-        return partial(
-            _pure_call, attention_lstm_apply, self.spec, self.precision, self.path, self.unroll, train, return_extras
-        )
-
-    def __call__(self, x: Array, lengths: Array, *, train: bool = False, key: Array | None = None,
-                 return_extras: bool = False) -> dict[str, Any]:  # fmt: skip
-        return self.pure(train=train, return_extras=return_extras)(param_arrays(self), x, lengths, key)
+            self.attn = AdditiveAttention(spec.output_size, spec.attn_size, self.dtype)
+        self.head = Linear(spec.pooled_size, spec.head.out_size, self.dtype)
+        load_params(self, spec.init_params(0) if params is None else params)

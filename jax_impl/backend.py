@@ -15,34 +15,42 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.backend import Batch, Device, ForwardResult, Gradients, PathChoice, Precision
+from experiments.backend import (
+    Batch,
+    Device,
+    ForwardResult,
+    Gradients,
+    PathChoice,
+    Precision,
+    available_cores,
+    cpu_name,
+    time_repeats,
+)
 from experiments.errors import UserError
 from experiments.spec import ArchSpec, OptimizerSpec
 from jax_impl import optim
-from jax_impl.layers import MATMUL_PRECISION, check_dtypes, dtype_of, matmul_precision, param_arrays
-
-_PEAK_FLOPS: dict[tuple[str, str], float] = {}
-
-
-def _device(device: str) -> jax.Device:
-    if device == "cpu":
-        return jax.devices("cpu")[0]
-    if device == "cuda":
-        try:
-            return jax.devices("gpu")[0]
-        except RuntimeError as exc:
-            raise UserError("device", "no CUDA device visible to jax", "install jax[cuda] or use --device cpu") from exc
-    raise UserError("device", f"unknown device {device!r}", "use cpu or cuda")
+from jax_impl.layers import (
+    MATMUL_PRECISION,
+    DeviceBatch,
+    SequenceModel,
+    export_params,
+    matmul_precision,
+    param_arrays,
+    precision_dtype,
+    resolve_device,
+    to_numpy,
+)
 
 
-def _to_numpy(tree: Any) -> Any:
-    return jax.tree.map(lambda a: np.asarray(a), tree)
+def _model_of(state_or_model: Any) -> SequenceModel:
+    return state_or_model.model if isinstance(state_or_model, optim.TrainState) else state_or_model
 
 
 class JaxBackend:
     name = "jax"
 
-    def __init__(self) -> None:
+    def __init__(self, models: dict[str, type[SequenceModel]]) -> None:
+        self.models = models
         self._jit: dict[tuple, Any] = {}
         self._last: Any = None
         self._mem_at_reset: dict[str, tuple[int, int]] = {}
@@ -56,27 +64,24 @@ class JaxBackend:
         precision: Precision = "float32",
         device: Device = "cpu",
         path: PathChoice | str = "auto",
-    ) -> Any:
+    ) -> SequenceModel:
         """A model holding exactly ``params`` cast to the precision's dtype.
 
         ``path``: ``auto | on | off`` (the protocol's switch), or a path by name
-        (``scan``, ``reference``, ``fused_attention``). See each model file.
+        (``EXECUTION_PATHS`` of the model's file). See each model file.
         """
-        from jax_impl import MODELS
-
-        dev = _device(device)
-        cls = MODELS[spec.arch]
+        if spec.arch not in self.models:
+            raise UserError("arch", f"unknown architecture {spec.arch!r}", f"use one of {', '.join(self.models)}")
+        spec.validate()
+        dev = resolve_device(device)
         with jax.default_device(dev):
-            model = cls(spec, params, precision=precision, path=path, device=device)
-        check_dtypes(model, dtype_of(precision))
-        return model
+            return self.models[spec.arch](spec, params, precision=precision, path=path, device=device)
 
-    def export_params(self, model: Any) -> dict[str, np.ndarray]:
-        arrays = param_arrays(model)
-        return {name: np.asarray(arrays[name]) for name in model.spec.param_schema()}  # the schema's order
+    def export_params(self, model: SequenceModel) -> dict[str, np.ndarray]:
+        return export_params(model)
 
-    def execution_path(self, model: Any) -> str:
-        return model.path
+    def execution_path(self, model: SequenceModel) -> str:
+        return model.execution_path()
 
     # -- jitted pure functions -----------------------------------------------------
     def _cached(self, model: Any, kind: str, build: Any) -> Any:
@@ -86,8 +91,8 @@ class JaxBackend:
         return self._jit[key]
 
     def _inputs(self, model: Any, batch: Batch) -> tuple[jax.Array, jax.Array]:
-        dev = _device(model.device)
-        dtype = dtype_of(model.precision)
+        dev = resolve_device(model.device)
+        dtype = precision_dtype(model.precision)
         x = jax.device_put(jnp.asarray(batch.x, dtype=dtype), dev)
         lengths = jax.device_put(jnp.asarray(batch.lengths, dtype=jnp.int32), dev)
         return x, lengths
@@ -95,10 +100,10 @@ class JaxBackend:
     def _targets(self, model: Any, batch: Batch) -> jax.Array:
         if batch.y is None:
             raise ValueError("this batch has no targets")
-        dev = _device(model.device)
+        dev = resolve_device(model.device)
         if model.spec.head.is_classification:
             return jax.device_put(jnp.asarray(batch.y, dtype=jnp.int32), dev)
-        return jax.device_put(jnp.asarray(batch.y, dtype=dtype_of(model.precision)), dev)
+        return jax.device_put(jnp.asarray(batch.y, dtype=precision_dtype(model.precision)), dev)
 
     def forward(
         self, model: Any, batch: Batch, *, train: bool = False, seed: int = 0, return_extras: bool = False
@@ -109,7 +114,7 @@ class JaxBackend:
         key = jax.random.key(seed) if train else None
         out = fn(param_arrays(model), x, lengths, key)
         self._last = out
-        out = _to_numpy(out)
+        out = to_numpy(out)
         extras = {k: v for k, v in out["extras"].items() if v is not None} if return_extras else {}
         final = {k: v for k, v in out["final_states"].items() if v is not None}
         return ForwardResult(
@@ -125,29 +130,25 @@ class JaxBackend:
         x, lengths = self._inputs(model, batch)
         loss, (g_params, g_x) = fn(param_arrays(model), x, lengths, self._targets(model, batch))
         self._last = loss
-        return Gradients(loss=float(loss), params=_to_numpy(g_params), inputs=np.asarray(g_x))
+        return Gradients(loss=float(loss), params=to_numpy(g_params), inputs=np.asarray(g_x))
 
     # -- training --------------------------------------------------------------------
-    def make_train_state(self, model: Any, optimizer: OptimizerSpec, *, seed: int = 0) -> optim.TrainState:
-        return optim.make_train_state(model, optimizer, param_arrays(model), seed=seed)
+    def make_train_state(self, model: SequenceModel, optimizer: OptimizerSpec, *, seed: int = 0) -> optim.TrainState:
+        return optim.make_train_state(model, optimizer, seed=seed)
 
-    def prepare_batch(self, state_or_model: Any, batch: Batch) -> tuple[jax.Array, jax.Array, jax.Array]:
-        model = state_or_model.model if isinstance(state_or_model, optim.TrainState) else state_or_model
+    def prepare_batch(self, state_or_model: Any, batch: Batch) -> DeviceBatch:
+        model = _model_of(state_or_model)
         x, lengths = self._inputs(model, batch)
-        arrays = (x, lengths, self._targets(model, batch))
+        arrays = DeviceBatch(x, lengths, self._targets(model, batch))
         if isinstance(state_or_model, optim.TrainState):  # maybe split over the CPU devices (optim.py)
             arrays = optim.place_batch(state_or_model, arrays)
         return arrays
 
-    def train_step(self, state: optim.TrainState, batch: Any) -> Any:
+    def train_step(self, state: optim.TrainState, batch: DeviceBatch | Batch) -> jax.Array:
         if isinstance(batch, Batch):
             batch = self.prepare_batch(state, batch)
-        state.params, state.opt_state, state.step, loss = state.step_fn(
-            state.params, state.opt_state, state.step, state.key, *batch
-        )
-        state.last = loss
-        self._last = loss
-        return loss
+        self._last = optim.train_step(state, batch)
+        return self._last
 
     def loss_value(self, loss: Any) -> float:
         return float(loss)
@@ -164,7 +165,7 @@ class JaxBackend:
         """XLA has no reset: remember the in-use and peak counters now (GPU only)."""
         if device == "cpu":
             return
-        stats = _device(device).memory_stats() or {}
+        stats = resolve_device(device).memory_stats() or {}
         self._mem_at_reset[device] = (int(stats.get("bytes_in_use", 0)), int(stats.get("peak_bytes_in_use", 0)))
 
     def peak_memory_bytes(self, device: Device = "cpu") -> int | None:
@@ -176,7 +177,7 @@ class JaxBackend:
         """
         if device == "cpu":
             return None
-        stats = _device(device).memory_stats()
+        stats = resolve_device(device).memory_stats()
         if not stats:
             return None
         peak, in_use = int(stats.get("peak_bytes_in_use", 0)), int(stats.get("bytes_in_use", 0))
@@ -191,56 +192,45 @@ class JaxBackend:
         import jaxlib
         import optax
 
-        dev = _device(device)
-        info: dict[str, Any] = {
-            "backend": "jax",
+        dev = resolve_device(device)
+        gpu = dev.platform == "gpu"
+        return {
+            "backend": self.name,
             "device_kind": device,
-            "device_name": dev.device_kind,
+            "device_name": dev.device_kind if gpu else cpu_name(),
+            "precision": precision,
+            "dtype": str(jnp.dtype(precision_dtype(precision))),
+            "tf32": device == "cuda" and precision == "tf32",
+            "cuda_version": getattr(dev.client, "platform_version", None) if gpu else None,
+            "cudnn_version": None,  # jax has no public query for it
             "platform": dev.platform,
             "jax": jax.__version__,
             "jaxlib": jaxlib.__version__,
             "flax": flax.__version__,
             "optax": optax.__version__,
-            "precision": precision,
-            "dtype": str(jnp.dtype(dtype_of(precision))),
             "matmul_precision": MATMUL_PRECISION[precision],
-            "tf32": device == "cuda" and precision == "tf32",
             "x64": bool(jax.config.jax_enable_x64),
-            "cpu_count": _cpu_count(),
+            "cpu_count": available_cores(),
             # > 1: training steps split each batch over this many CPU devices (jax_impl/optim.py)
             "cpu_devices": len(jax.devices("cpu")) if device == "cpu" else None,
         }
-        if dev.platform == "gpu":
-            info["cuda"] = getattr(dev.client, "platform_version", None)
-        return info
 
-    def matmul_peak_flops(self, device: Device = "cpu", precision: Precision = "float32") -> float:
-        """Best FLOP/s of a square GEMM over ~0.5 s, measured once per process and setting."""
-        key = (device, precision)
-        if key in _PEAK_FLOPS:
-            return _PEAK_FLOPS[key]
-        dev = _device(device)
+    def gemm_times(self, device: Device = "cpu", precision: Precision = "float32") -> tuple[int, list[float]]:
+        """n = 8192 on GPU, 1024 on CPU; one warm-up (the compile), then ``time_repeats``, each call
+        waited on, under the precision's matmul setting."""
+        dev = resolve_device(device)
         n = 1024 if device == "cpu" else 8192
-        dtype = dtype_of(precision)
+        dtype = precision_dtype(precision)
         with matmul_precision(precision):
             mm = jax.jit(lambda a, b: a @ b)
             rng = np.random.default_rng(0)
-            a = jax.device_put(jnp.asarray(rng.standard_normal((n, n)), dtype), dev)
-            b = jax.device_put(jnp.asarray(rng.standard_normal((n, n)), dtype), dev)
+            a = jax.device_put(jnp.asarray(rng.standard_normal((n, n)), dtype), dev)  # (n, n)
+            b = jax.device_put(jnp.asarray(rng.standard_normal((n, n)), dtype), dev)  # (n, n)
             mm(a, b).block_until_ready()
-            best, start = float("inf"), time.perf_counter()
-            while time.perf_counter() - start < 0.5 or best == float("inf"):
+
+            def once() -> float:
                 t0 = time.perf_counter()
                 mm(a, b).block_until_ready()
-                best = min(best, time.perf_counter() - t0)
-        _PEAK_FLOPS[key] = 2.0 * n**3 / best
-        return _PEAK_FLOPS[key]
+                return time.perf_counter() - t0
 
-
-def _cpu_count() -> int:
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+            return n, time_repeats(once)

@@ -6,20 +6,26 @@ paths of the canonical parameter names (``rnn.weight_ih_l0``, ``layers.0.norm1.w
 written as pure functions of a flat dict ``{canonical name: array}``, so that a
 training step is one ``jax.jit`` over a plain pytree (no graph traversal per step),
 and the module's ``__call__`` is those same functions applied to its own parameters.
+
+``torch_impl/layers.py`` has the same public names with the same signatures (``precision_dtype``,
+``resolve_device``, ``valid_mask``, ``DeviceBatch``, ``SequenceModel``, ``head_loss``, ``load_params``,
+``export_params``, ``to_numpy``); what only one framework needs is marked so in its docstring.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from experiments.errors import UserError
+from experiments.spec import ArchSpec
 from experiments.spec.common import HeadSpec
 
 Array = jax.Array
@@ -40,10 +46,10 @@ MATMUL_PRECISION: dict[str, str] = {
 }
 
 
-def dtype_of(precision: str) -> Any:
+def precision_dtype(precision: str) -> Any:
     """The parameter/compute dtype of a named precision."""
     if precision not in DTYPES:
-        raise ValueError(f"unknown precision {precision!r}")
+        raise UserError("precision", f"unknown precision {precision!r}", f"use one of {', '.join(DTYPES)}")
     if precision == "float64" and not jax.config.jax_enable_x64:
         raise RuntimeError("float64 needs jax_enable_x64 (jax_impl turns it on at import)")
     return DTYPES[precision]
@@ -51,9 +57,39 @@ def dtype_of(precision: str) -> Any:
 
 @contextlib.contextmanager
 def matmul_precision(precision: str) -> Iterator[None]:
-    """Trace (or run) under the matmul precision a named precision asks for."""
+    """(jax only) Trace (or run) under the matmul precision a named precision asks for."""
     with jax.default_matmul_precision(MATMUL_PRECISION[precision]):
         yield
+
+
+def resolve_device(device: str) -> jax.Device:
+    if device == "cpu":
+        return jax.devices("cpu")[0]
+    if device == "cuda":
+        try:
+            return jax.devices("gpu")[0]
+        except RuntimeError as exc:
+            raise UserError("device", "no CUDA device visible to jax", "install jax[cuda] or use --device cpu") from exc
+    raise UserError("device", f"unknown device {device!r}", "use cpu or cuda")
+
+
+def to_numpy(tree: Any) -> Any:
+    """Host copies of every array in a pytree (bfloat16 stays bfloat16: ml_dtypes has it)."""
+    return jax.tree.map(lambda a: np.asarray(a), tree)
+
+
+def valid_mask(lengths: Array, seq_len: int) -> Array:
+    """(B, T) bool, True at valid steps (our convention, never a framework's)."""
+    return jnp.arange(seq_len)[None, :] < lengths[:, None]
+
+
+class DeviceBatch(NamedTuple):
+    """A batch on the model's device and dtype: ``lengths`` (B,) int32; targets int32 or the dtype.
+    A pytree, so that a data-parallel step can place it whole (``optim.place_batch``)."""
+
+    x: Array  # (B, T, I)
+    lengths: Array
+    y: Array
 
 
 def param(value: Any, dtype: Any) -> nnx.Param:
@@ -86,15 +122,22 @@ def param_arrays(module: nnx.Module) -> Params:
     return {name: var.get_value() for name, var in param_vars(module).items()}
 
 
-def load_params(module: nnx.Module, params: Mapping[str, Any], dtype: Any) -> None:
-    """Load canonical ``params`` (exactly the module's names) and assert every dtype after."""
-    variables = param_vars(module)
+def load_params(model: nnx.Module, params: Mapping[str, Any]) -> None:
+    """Load canonical ``params`` (exactly the module's names) cast to the model's dtype, and assert
+    every dtype after (``var[...] = x`` would keep the old one silently)."""
+    variables = param_vars(model)
     missing, extra = set(variables) - set(params), set(params) - set(variables)
     if missing or extra:
         raise KeyError(f"parameter names differ: missing {sorted(missing)}, unexpected {sorted(extra)}")
     for name, var in variables.items():
         set_param(var, params[name])
-    check_dtypes(module, dtype)
+    check_dtypes(model, precision_dtype(model.precision))
+
+
+def export_params(model: nnx.Module) -> dict[str, np.ndarray]:
+    """Canonical parameters in schema order, host copies in the model's dtype."""
+    arrays = param_arrays(model)
+    return {name: np.asarray(arrays[name]) for name in model.spec.param_schema()}
 
 
 def check_dtypes(module: nnx.Module, dtype: Any) -> None:
@@ -102,6 +145,53 @@ def check_dtypes(module: nnx.Module, dtype: Any) -> None:
         got = var.get_value().dtype
         if got != jnp.dtype(dtype):
             raise TypeError(f"{name} is {got}, expected {jnp.dtype(dtype)}")
+
+
+# -- the model base -----------------------------------------------------------------
+class SequenceModel(nnx.Module):
+    """What every model holds: its spec, precision, device and resolved execution path, and the
+    pure function of the flat parameters that ``__call__``, the backend's jits and the train step run.
+
+    A subclass sets ``apply``, the family's ``(spec, params, x, lengths, *, path, train, key,
+    return_extras, **options) -> dict`` (outputs, pooled, logits, final_states, extras), creates
+    its parameter modules, then calls ``load_params(self, params)``. ``options`` are static
+    keyword arguments of ``apply`` beyond the path (the recurrent ``unroll``); they are part of
+    ``static_key``, which names one compiled configuration.
+    """
+
+    apply: Callable[..., dict[str, Any]]
+
+    def __init__(self, spec: ArchSpec, *, precision: str, device: str, path: str, **options: Any) -> None:
+        self.spec = spec
+        self.precision = precision
+        self.device = device
+        self.path = path
+        self.options = tuple(options.items())
+
+    @property
+    def dtype(self) -> Any:
+        return precision_dtype(self.precision)
+
+    def execution_path(self) -> str:
+        return self.path
+
+    def static_key(self) -> tuple:
+        return (type(self).__name__, self.spec, self.precision, self.path, *(v for _, v in self.options))
+
+    def pure(self, *, train: bool = False, return_extras: bool = False) -> Callable[..., dict[str, Any]]:
+        """A pure function ``(params, x, lengths, key) -> dict`` of this model's static config."""
+        return partial(
+            _pure_call, type(self).apply, self.spec, self.precision, self.path, dict(self.options), train, return_extras
+        )
+
+    def __call__(self, x: Array, lengths: Array, *, train: bool = False, key: Array | None = None,
+                 return_extras: bool = False) -> dict[str, Any]:  # fmt: skip
+        return self.pure(train=train, return_extras=return_extras)(param_arrays(self), x, lengths, key)
+
+
+def _pure_call(apply, spec, precision, path, options, train, return_extras, params, x, lengths, key):
+    with matmul_precision(precision):
+        return apply(spec, params, x, lengths, path=path, train=train, key=key, return_extras=return_extras, **options)
 
 
 # -- modules holding torch-layout parameters ---------------------------------------
@@ -157,11 +247,6 @@ class KeyStream:
         return jax.random.fold_in(self.key, self.count)
 
 
-def step_mask(lengths: Array, seq_len: int) -> Array:
-    """(B, T) bool, True at valid steps."""
-    return jnp.arange(seq_len)[None, :] < lengths[:, None]
-
-
 def head_forward(p: Params, features: Array) -> Array:
     return linear(features, p["head.weight"], p["head.bias"])
 
@@ -196,7 +281,3 @@ def sinusoidal_table(seq_len: int, d_model: int, dtype: Any) -> Array:
     from experiments.spec import sinusoidal_positions
 
     return jnp.asarray(sinusoidal_positions(seq_len, d_model), dtype=dtype)
-
-
-def inv_sqrt(n: int) -> float:
-    return 1.0 / math.sqrt(n)

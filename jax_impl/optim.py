@@ -10,6 +10,9 @@
 
 The training step is one ``jax.jit`` over a pure function of the flat parameter dict
 and the optimizer state, both donated, so that no Python runs per step beyond the call.
+
+``torch_impl/optim.py`` has the same public names (``make_optimizer``, ``TrainState``,
+``make_train_state``, ``train_step``); the loss function and the data-parallel placement are jax only.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import optax
 
 from experiments.spec import OptimizerSpec
 from experiments.spec.optim import CLIP_EPS
-from jax_impl.layers import Params, head_loss, step_mask
+from jax_impl.layers import DeviceBatch, Params, SequenceModel, head_loss, param_arrays, valid_mask
 
 
 def torch_clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
@@ -67,14 +70,14 @@ def make_optimizer(spec: OptimizerSpec) -> optax.GradientTransformation:
     return parts[0] if len(parts) == 1 else optax.chain(*parts)
 
 
-def make_loss_fn(model: Any, *, train: bool):
+def make_loss_fn(model: SequenceModel, *, train: bool) -> Any:
     """``loss(params, x, lengths, y, key)`` of a model's head, a pure function."""
     forward = model.pure(train=train)
     head = model.spec.head
 
     def loss_fn(params: Params, x: jax.Array, lengths: jax.Array, y: jax.Array, key: jax.Array | None) -> jax.Array:
         out = forward(params, x, lengths, key)
-        return head_loss(head, out["logits"], y, step_mask(lengths, x.shape[1]))
+        return head_loss(head, out["logits"], y, valid_mask(lengths, x.shape[1]))
 
     return loss_fn
 
@@ -82,7 +85,7 @@ def make_loss_fn(model: Any, *, train: bool):
 _STEP_FNS: dict[tuple, Any] = {}
 
 
-def make_step_fn(model: Any, optimizer: OptimizerSpec):
+def make_step_fn(model: SequenceModel, optimizer: OptimizerSpec) -> Any:
     """One jitted step ``(params, opt_state, step, key, x, lengths, y) -> (params, opt_state, step + 1, loss)``,
     one per model configuration and optimizer in a process (so a second train state reuses its compile)."""
     cache_key = (*model.static_key(), model.device, optimizer)
@@ -91,7 +94,7 @@ def make_step_fn(model: Any, optimizer: OptimizerSpec):
     return _STEP_FNS[cache_key]
 
 
-def _build_step_fn(model: Any, tx: optax.GradientTransformation):
+def _build_step_fn(model: SequenceModel, tx: optax.GradientTransformation) -> Any:
     loss_fn = make_loss_fn(model, train=True)
 
     def step_fn(params, opt_state, step, key, x, lengths, y):
@@ -108,35 +111,30 @@ def _build_step_fn(model: Any, tx: optax.GradientTransformation):
 class TrainState:
     """What ``train_step`` advances: parameters, optimizer state, step counter, dropout key."""
 
-    model: Any
+    model: SequenceModel
     optimizer: OptimizerSpec
     params: Params
     opt_state: Any
     step: jax.Array
     key: jax.Array
     step_fn: Any = field(repr=False)
-    last: Any = None
     mesh: Any = None  # a Mesh over the host's CPU devices when the step is data parallel, else None
     placed: bool = False  # whether the first batch has decided ``mesh`` (``place_batch``)
 
 
-# Data parallel over the CPU's cores. XLA:CPU runs a small recurrent step on one core (the same
-# time under `taskset -c 0`), while torch's oneDNN RNN uses them all. A worker started with
-# `--xla_force_host_platform_device_count=N` (experiments/worker.py) has N CPU devices; a small
-# enough training step then replicates the parameters and splits the batch over them (the same
-# mean loss; XLA sums the shards' gradients) and runs on N cores. Large steps do not gain: XLA
-# already spreads their matmuls over the cores, and splitting them cost up to 1.6x. Measured on 2
-# cores (perf_recurrent_cpu / perf_deepbench_cpu, jax step ms one device -> two): faster at every
-# point up to 54 MFLOP per time step (lstm H128 B32 13.2 -> 12.4, B128 65 -> 56; rnn H256 B128
-# 66 -> 43), slower from 156 MFLOP (gru H256 B128 143 -> 166; lstm H1024 B128 683 -> 1081).
-# The step is split when its analytic FLOPs per time step (spec.train_step_flops / T) are at most
-# this and the batch divides evenly; otherwise it stays on device 0. The choice is made on the
-# first batch (``place_batch``), as the batch size is not known before.
+# Data parallel over the CPU's cores: XLA:CPU runs a small recurrent step on one core, while torch's
+# oneDNN RNN uses them all. A worker started with `--xla_force_host_platform_device_count=N`
+# (experiments/run/worker.py) has N CPU devices; a small enough training step then replicates the
+# parameters and splits the batch over them (the same mean loss; XLA sums the shards' gradients).
+# Large steps do not gain (XLA already spreads their matmuls), so the step is split only when its
+# analytic FLOPs per time step (spec.train_step_flops / T) are at most this, the measured crossover
+# (benchmarks/NOTES.md), and the batch divides evenly. The choice is made on the first batch
+# (``place_batch``), as the batch size is not known before.
 DATA_PARALLEL_MAX_FLOPS_PER_STEP = 100e6
 BATCH_AXIS = "batch"
 
 
-def data_parallel_mesh(model: Any, batch_size: int, seq_len: int) -> Any:
+def data_parallel_mesh(model: SequenceModel, batch_size: int, seq_len: int) -> Any:
     """A 1-D mesh over the host's CPU devices when a step of this size gains from splitting, else None."""
     devices = jax.devices("cpu") if model.device == "cpu" else []
     if len(devices) < 2 or batch_size % len(devices):
@@ -148,7 +146,7 @@ def data_parallel_mesh(model: Any, batch_size: int, seq_len: int) -> Any:
     return Mesh(np.array(devices), (BATCH_AXIS,))
 
 
-def place_batch(state: TrainState, arrays: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+def place_batch(state: TrainState, arrays: DeviceBatch) -> DeviceBatch:
     """The batch (x first, batch-major) placed for ``state``'s step; on the first call, decide whether
     the step is data parallel and if so replicate the state over the mesh."""
     from jax.sharding import NamedSharding, PartitionSpec
@@ -167,9 +165,10 @@ def place_batch(state: TrainState, arrays: tuple[jax.Array, ...]) -> tuple[jax.A
     return jax.device_put(arrays, NamedSharding(state.mesh, PartitionSpec(BATCH_AXIS)))
 
 
-def make_train_state(model: Any, optimizer: OptimizerSpec, params: Params, seed: int = 0) -> TrainState:
+def make_train_state(model: SequenceModel, optimizer: OptimizerSpec, *, seed: int = 0) -> TrainState:
+    """``seed`` keys the dropout stream of the steps that follow."""
     tx = make_optimizer(optimizer)
-    params = jax.tree.map(jnp.copy, params)  # donated each step: never the model's own buffers
+    params = jax.tree.map(jnp.copy, param_arrays(model))  # donated each step: never the model's own buffers
     return TrainState(
         model=model,
         optimizer=optimizer,
@@ -179,3 +178,11 @@ def make_train_state(model: Any, optimizer: OptimizerSpec, params: Params, seed:
         key=jax.random.key(seed),
         step_fn=make_step_fn(model, optimizer),
     )
+
+
+def train_step(state: TrainState, batch: DeviceBatch) -> jax.Array:
+    """One optimizer step in train mode; the loss as a device scalar, not waited on."""
+    state.params, state.opt_state, state.step, loss = state.step_fn(
+        state.params, state.opt_state, state.step, state.key, *batch
+    )
+    return loss

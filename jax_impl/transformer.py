@@ -20,7 +20,6 @@ Execution paths (``execution_path``):
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import jax
@@ -36,24 +35,22 @@ from jax_impl.layers import (
     LayerNorm,
     Linear,
     Params,
+    SequenceModel,
     dropout,
-    dtype_of,
     head_forward,
     layer_norm,
     linear,
     load_params,
-    matmul_precision,
     param,
-    param_arrays,
     sinusoidal_table,
-    step_mask,
+    valid_mask,
 )
 
-PATHS = ("fused_attention", "reference")
+EXECUTION_PATHS = ("fused_attention", "reference")  # what ``execution_path`` names
 
 
 def resolve_path(requested: str, spec: TransformerSpec, precision: str) -> str:
-    if requested in ("auto", "on", "fused_attention"):
+    if requested in ("auto", "on", EXECUTION_PATHS[0]):
         if spec.dropout > 0.0:
             why = f"it has no attention-weight dropout (spec.dropout={spec.dropout})"
         elif precision == "float64":
@@ -63,7 +60,7 @@ def resolve_path(requested: str, spec: TransformerSpec, precision: str) -> str:
         if requested == "auto":
             return "reference"
         raise PathUnavailable(f"fused_attention (jax.nn.dot_product_attention): {why}; use path='off' (reference)")
-    if requested in ("off", "reference"):
+    if requested in ("off", EXECUTION_PATHS[1]):
         return "reference"
     raise ValueError(f"unknown path {requested!r}")
 
@@ -94,7 +91,7 @@ def self_attention(
             q, k, v, key_value_seq_lengths=lengths.astype(jnp.int32), is_causal=spec.causal
         )
     else:
-        valid = step_mask(lengths, seq_len)[:, None, None, :]  # (B, 1, 1, T): keys
+        valid = valid_mask(lengths, seq_len)[:, None, None, :]  # (B, 1, 1, T): keys
         if spec.causal:
             valid = valid & jnp.tril(jnp.ones((seq_len, seq_len), bool))[None, None]
         out, _ = reference_attention(q, k, v, valid, spec.dropout, keys.next())
@@ -152,7 +149,7 @@ def transformer_apply(
             h = norm(f"{pre}norm2", h + ff(h))
     if spec.norm_first:
         h = norm("final_norm", h)
-    mask = step_mask(lengths, seq_len)
+    mask = valid_mask(lengths, seq_len)
     outputs = jnp.where(mask[:, :, None], h, 0.0)
     if spec.resolved_pooling == "mean":
         pooled = jnp.sum(outputs, axis=1) / lengths[:, None].astype(dtype)
@@ -181,7 +178,11 @@ class EncoderLayer(nnx.Module):
         self.norm2 = LayerNorm(d, dtype)
 
 
-class TransformerModel(nnx.Module):
+class TransformerModel(SequenceModel):
+    """``input_proj``, positions, ``layers`` of ``EncoderLayer``, ``final_norm`` (pre-norm only), ``head``."""
+
+    apply = staticmethod(transformer_apply)
+
     def __init__(
         self,
         spec: TransformerSpec,
@@ -191,11 +192,8 @@ class TransformerModel(nnx.Module):
         path: str = "auto",
         device: str = "cpu",
     ) -> None:
-        dtype = dtype_of(precision)
-        self.spec = spec
-        self.precision = precision
-        self.device = device
-        self.path = resolve_path(path, spec, precision)
+        super().__init__(spec, precision=precision, device=device, path=resolve_path(path, spec, precision))
+        dtype = self.dtype
         self.input_proj = Linear(spec.input_size, spec.d_model, dtype)
         if spec.positional == "learned":
             self.pos_embedding = param(np.zeros((spec.max_len, spec.d_model)), dtype)
@@ -203,19 +201,4 @@ class TransformerModel(nnx.Module):
         if spec.norm_first:
             self.final_norm = LayerNorm(spec.d_model, dtype)
         self.head = Linear(spec.head_features(), spec.head.out_size, dtype)
-        load_params(self, spec.init_params(0) if params is None else params, dtype)
-
-    def static_key(self) -> tuple:
-        return (type(self).__name__, self.spec, self.precision, self.path)
-
-    def pure(self, *, train: bool = False, return_extras: bool = False):
-        return partial(_pure_call, self.spec, self.precision, self.path, train, return_extras)
-
-    def __call__(self, x: Array, lengths: Array, *, train: bool = False, key: Array | None = None,
-                 return_extras: bool = False) -> dict[str, Any]:  # fmt: skip
-        return self.pure(train=train, return_extras=return_extras)(param_arrays(self), x, lengths, key)
-
-
-def _pure_call(spec, precision, path, train, return_extras, params, x, lengths, key):
-    with matmul_precision(precision):
-        return transformer_apply(spec, params, x, lengths, path=path, train=train, key=key, return_extras=return_extras)
+        load_params(self, spec.init_params(0) if params is None else params)

@@ -31,6 +31,7 @@ def record(
     exec_path: str = "aten",
     grid: str = "test_grid",
     head_kind: str | None = None,
+    schema: int = 1,
 ) -> dict[str, Any]:
     fields = {**size_fields(arch, hidden), **(spec or {})}
     if head_kind is not None:
@@ -57,8 +58,8 @@ def record(
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
     claims = [claim] if isinstance(claim, str) else list(claim)
     env = {"device_kind": device, "device_name": "Test CPU" if device == "cpu" else "Test GPU", "cpu": "Test CPU"}
-    return {
-        "schema": 1,
+    rec = {
+        "schema": schema,
         "key": key,
         "claim_ids": claims,
         "grid": grid,
@@ -73,6 +74,9 @@ def record(
         "metrics": dict(metrics or {}),
         "env": env,
     }
+    if schema >= 2:  # the grid's own size coordinates travel with the record
+        rec["sizes"] = {"hidden": hidden}
+    return rec
 
 
 def bench(claim: str, step_s: float, mem: float | None = None, iqr_frac: float = 0.01, **kw: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ The ``fake`` backend implements the ``Backend`` protocol with a linear model
 over the inputs (it learns a little, so train cells mean something), plus a
 little busy work per step so that timings are not zero. It is reachable only
 through ``SEQBENCH_TEST_BACKENDS=fake=tests._driver_helpers`` (see
-``experiments.worker.backend_modules``), never under a production name.
+``experiments.run.worker.backend_modules``), never under a production name.
 
 It also registers the cell kind ``alloc_for_test`` (loaded wherever this module is:
 the driver of a test and the ``fake`` workers): it takes ``alloc_mb`` MiB from a
@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from experiments.backend import Batch, ForwardResult, Gradients
-from experiments.cells import CELL_KINDS, register_cell_kind
 from experiments.errors import PathUnavailable
+from experiments.kinds import CELL_KINDS, register_cell_kind
 
 REPO = Path(__file__).resolve().parent.parent
 FAULTS = {13: "oom", 17: "crash", 19: "nan", 23: "error", 29: "hang", 31: "blowup"}
@@ -188,14 +188,16 @@ class FakeBackend:
             "precision": precision,
         }
 
-    def matmul_peak_flops(self, device="cpu", precision="float32"):
+    def gemm_times(self, device="cpu", precision="float32"):
         n = 256
         a = np.ones((n, n), dtype=np.float64 if precision == "float64" else np.float32)
         a @ a
-        t0 = time.perf_counter()
+        times = []
         for _ in range(5):
+            t0 = time.perf_counter()
             a @ a
-        return 5 * 2 * n**3 / (time.perf_counter() - t0)
+            times.append(time.perf_counter() - t0)
+        return n, times
 
 
 BACKEND = FakeBackend()
@@ -208,7 +210,7 @@ MiB = 2**20
 
 
 def alloc_cell(backend: Any, cell: Any) -> dict[str, Any]:
-    from experiments.measure import MemoryMeter
+    from experiments.kinds.measure import MemoryMeter
 
     meter = MemoryMeter(backend, cell.device)
     meter.start()

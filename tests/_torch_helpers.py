@@ -1,11 +1,15 @@
-"""Shared bits of the torch backend tests: seeded batches and a relative comparison."""
+"""Shared bits of the torch backend tests: seeded batches, a relative comparison, and torch's own
+``nn.TransformerEncoderLayer`` holding our parameters (the outside reference for the transformer)."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torch import nn
 
 from experiments.backend import Batch
 from experiments.spec import ArchSpec
+from experiments.spec.transformer import TransformerSpec
 
 REL_F64 = 1e-12  # float64: two paths of the same math
 
@@ -61,3 +65,50 @@ def assert_grads_rel(a: dict[str, np.ndarray], b: dict[str, np.ndarray], tol: fl
     scale = max(float(np.max(np.abs(v))) for v in b.values())
     for name in b:
         assert_rel(a[name], b[name], tol, what=f"dL/d{name}", scale=scale)
+
+
+# -- the outside reference: torch's own encoder layer ------------------------------------------------
+# The mapping of torch_impl/transformer.py's docstring: ``in_proj_weight`` (3d, d) is our q, k, v
+# projections' weights stacked, ``in_proj_bias`` (3d,) their biases; the rest keeps its names.
+LAYER_NAMES = (
+    "self_attn.out_proj.weight",
+    "self_attn.out_proj.bias",
+    "linear1.weight",
+    "linear1.bias",
+    "linear2.weight",
+    "linear2.bias",
+    "norm1.weight",
+    "norm1.bias",
+    "norm2.weight",
+    "norm2.bias",
+)
+
+
+def torch_layer_state(params: dict[str, np.ndarray], index: int) -> dict[str, torch.Tensor]:
+    """Our canonical layer ``index`` as an ``nn.TransformerEncoderLayer`` state dict."""
+    prefix = f"layers.{index}."
+    state = {
+        "self_attn.in_proj_weight": np.concatenate([params[f"{prefix}self_attn.{p}_proj.weight"] for p in "qkv"]),
+        "self_attn.in_proj_bias": np.concatenate([params[f"{prefix}self_attn.{p}_proj.bias"] for p in "qkv"]),
+        **{name: params[prefix + name] for name in LAYER_NAMES},
+    }
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+
+
+def torch_encoder_layer(spec: TransformerSpec, params: dict[str, np.ndarray], index: int) -> nn.TransformerEncoderLayer:
+    """An ``nn.TransformerEncoderLayer`` (batch-first, float64) holding our layer ``index`` (strict: every
+    tensor of the layer is set)."""
+    layer = nn.TransformerEncoderLayer(
+        d_model=spec.d_model,
+        nhead=spec.num_heads,
+        dim_feedforward=spec.d_ff,
+        dropout=spec.dropout,
+        activation=spec.activation,
+        layer_norm_eps=spec.layer_norm_eps,
+        batch_first=True,
+        norm_first=spec.norm_first,
+        dtype=torch.float64,
+    )
+    state = {k: v.to(layer.linear1.weight.dtype) for k, v in torch_layer_state(params, index).items()}
+    layer.load_state_dict(state, strict=True)
+    return layer

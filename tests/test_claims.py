@@ -51,6 +51,54 @@ def test_no_records_is_not_run(cid: str) -> None:
     assert analyze(cid, [bench("ZZ", 1.0)]).verdict == NOT_RUN
 
 
+# -- registry, readings and record fields ------------------------------------------------------------
+
+
+def test_a_claim_registers_once_with_a_known_priority_and_family() -> None:
+    from experiments.claims.registry import claim
+
+    meta = {"source": "-", "statement": "-", "measure": "-"}
+    with pytest.raises(ValueError, match="priority"):
+        claim(id="X1", priority="P4", family="cost", **meta)
+    with pytest.raises(ValueError, match="family"):
+        claim(id="X1", priority="P1", family="speed", **meta)
+    with pytest.raises(ValueError, match="twice"):
+        claim(id="S1", priority="P1", family="cost", **meta)(lambda records: CLAIMS["S1"].analyze(records))
+    assert CLAIMS["S8"].about_gpu and not CLAIMS["S1"].about_gpu
+
+
+def test_readings_name_each_vague_word_once_and_state_the_paper_line() -> None:
+    from experiments.claims.readings import L12_DRASTICALLY, READINGS, S8_LARGE, stated
+
+    assert stated() == (
+        "S8 'large' = at least 2x; L12 'drastically' = at least 2x lower error; L1 'vanished' = a ratio under 0.1; "
+        "L4 'comparable' = an error gap under 0.03"
+    )
+    assert len({(r.claim_id, r.word) for r in READINGS}) == len(READINGS)
+    assert S8_LARGE.value == L12_DRASTICALLY.value == 2.0
+
+
+def test_schema2_records_are_read_for_their_sizes_and_device_name() -> None:
+    from experiments.records import fields as R
+
+    rec = record("S3", arch="transformer", hidden=64, backend="jax", schema=2)
+    rec["env"]["device_name"] = "Intel Xeon"
+    rec["config"]["spec"]["d_model"] = 999  # the grid's coordinate decides, not a spec field
+    assert R.size(rec) == 64 and R.device_name(rec) == "Intel Xeon"
+    assert R.size({**rec, "sizes": {}}) is None  # a grid that set no hidden size
+
+
+def test_schema1_records_infer_the_size_and_keep_the_device_name_recorded() -> None:
+    from experiments.records import fields as R
+
+    old = record("S3", arch="transformer", hidden=64, backend="jax")
+    assert R.size(old) == 64
+    old["env"]["device_name"] = "cpu"  # what jax's describe() recorded on a CPU
+    assert R.device_name(old) == "cpu" and R.device_label([old], "cpu") == "cpu"
+    del old["env"]["device_name"]
+    assert R.device_name(old) == "Test CPU"
+
+
 # -- stats -----------------------------------------------------------------------------------------
 
 
@@ -412,7 +460,7 @@ def test_l13_learning_rates() -> None:
 
 
 def test_diverged_runs_score_the_baseline() -> None:
-    from experiments.claims.learning import score
+    from experiments.claims.learning.common import score
 
     rec = train("L13", float("nan"), 0.1, status="nan")
     assert score(rec) == 0.1
@@ -456,7 +504,7 @@ class _KnownBackend:
 
 
 def _probe_cell(kind: str, arch: str = "lstm", seq_len: int = 10, **spec):
-    from experiments.cells import Cell
+    from experiments.cell import Cell
     from experiments.spec import make_spec, spec_to_dict
 
     config = {
@@ -480,7 +528,7 @@ def _probe_cell(kind: str, arch: str = "lstm", seq_len: int = 10, **spec):
 
 
 def test_grad_flow_probe_measures_first_over_last() -> None:
-    from experiments.probes import grad_flow
+    from experiments.kinds.probes import grad_flow
 
     res = grad_flow(_KnownBackend(decay=0.5), _probe_cell("grad_flow", "rnn", seq_len=11))
     assert res.status == "ok" and res.path == "reference"
@@ -491,7 +539,7 @@ def test_grad_flow_probe_measures_first_over_last() -> None:
 
 def test_forget_gate_probe_measures_retention() -> None:
     from experiments.errors import UserError
-    from experiments.probes import forget_gate
+    from experiments.kinds.probes import forget_gate
 
     res = forget_gate(_KnownBackend(forget=0.9), _probe_cell("forget_gate", seq_len=12, forget_retention=10))
     assert res.metrics["forget_mean"] == pytest.approx(0.9)
@@ -593,9 +641,9 @@ class _AttentionBackend(_KnownBackend):
 
 
 def test_attention_map_probe_reads_the_cue_weight() -> None:
-    from experiments.cells import Cell
+    from experiments.cell import Cell
     from experiments.grid import _task_meta
-    from experiments.probes import attention_map
+    from experiments.kinds.probes import attention_map
     from experiments.spec import make_spec, spec_to_dict
 
     params = {"seq_len": 12, "n_classes": 2, "n_train": 64, "n_val": 16, "n_test": 16}

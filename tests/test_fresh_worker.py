@@ -15,7 +15,7 @@ from experiments.claims.verdict import CONFIRMED, INCONCLUSIVE
 from experiments.cli import main
 from experiments.errors import UserError
 from experiments.grid import load_grid
-from experiments.runner import run_grids
+from experiments.run.runner import run_grids
 
 BENCH = """
 kind = "bench"

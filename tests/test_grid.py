@@ -9,10 +9,11 @@ import pytest
 from _driver_helpers import use_fake, write_grid
 
 from experiments import grid as grid_mod
-from experiments.cells import CELL_KINDS, Cell, config_key, register_cell_kind
+from experiments.cell import Cell, config_key
 from experiments.cli import main
 from experiments.errors import UserError
 from experiments.grid import grid_names, grids_for_claim, grids_in_preset, load_grid, preset_names
+from experiments.kinds import CELL_KINDS, register_cell_kind
 from experiments.spec import ARCHITECTURES, size_fields
 
 BASE = """
@@ -47,7 +48,7 @@ def test_smoke_covers_both_backends_and_both_kinds() -> None:
     assert {c.kind for c in cells} == {"bench", "train"}
     assert all(c.device == "cpu" for c in cells)
     train = [c for c in cells if c.kind == "train"]
-    assert all(c.task == "adding" and c.spec["input_size"] == 2 and c.spec["head_kind"] == "regress" for c in train)
+    assert all(c.task == "adding" and c.spec_dict["input_size"] == 2 and c.spec_dict["head_kind"] == "regress" for c in train)
 
 
 def test_driver_check_is_the_acceptance_grid() -> None:
@@ -55,7 +56,7 @@ def test_driver_check_is_the_acceptance_grid() -> None:
     assert len(cells) == 3 * 2 * 2 * 2
     assert {c.arch for c in cells} == {"lstm", "gru", "transformer"}
     assert {c.seq_len for c in cells} == {16, 64}
-    assert {c.spec.get("hidden_size", c.spec.get("d_model")) for c in cells} == {32, 64}
+    assert {c.spec_dict.get("hidden_size", c.spec_dict.get("d_model")) for c in cells} == {32, 64}
 
 
 # -- expansion and resolution ----------------------------------------------------------------
@@ -70,9 +71,9 @@ def test_axes_expand_in_order_and_sizes_map_to_spec_fields(tmp_path: Path) -> No
         ("transformer", "jax"),
     ]
     lstm, tr = cells[0], cells[2]
-    assert lstm.spec["hidden_size"] == 32 and lstm.spec["num_layers"] == 2
+    assert lstm.spec_dict["hidden_size"] == 32 and lstm.spec_dict["num_layers"] == 2
     for name, value in size_fields("transformer", 32).items():
-        assert tr.spec[name] == value
+        assert tr.spec_dict[name] == value
     assert tr.seq_len == 16 and tr.batch == 4 and tr.precision == "float32" and tr.path == "auto"
     assert tr.task is None and tr.seed == 0
 
@@ -80,9 +81,9 @@ def test_axes_expand_in_order_and_sizes_map_to_spec_fields(tmp_path: Path) -> No
 def test_explicit_spec_fields_win_and_apply_only_where_they_exist(tmp_path: Path) -> None:
     cells = cells_of(tmp_path, BASE + "num_heads = 2\nbidirectional = true\n")
     by_arch = {c.arch: c for c in cells}
-    assert by_arch["transformer"].spec["num_heads"] == 2
-    assert by_arch["lstm"].spec["bidirectional"] is True
-    assert "bidirectional" not in by_arch["transformer"].spec
+    assert by_arch["transformer"].spec_dict["num_heads"] == 2
+    assert by_arch["lstm"].spec_dict["bidirectional"] is True
+    assert "bidirectional" not in by_arch["transformer"].spec_dict
 
 
 def test_all_marker_expands_to_the_registry(tmp_path: Path) -> None:
@@ -98,7 +99,7 @@ def test_exclude_and_override(tmp_path: Path) -> None:
     )
     cells = cells_of(tmp_path, text)
     assert [(c.arch, c.backend) for c in cells] == [("lstm", "torch"), ("transformer", "torch"), ("transformer", "jax")]
-    assert all(c.spec["d_model"] == 64 and c.optimizer["lr"] == 0.01 for c in cells if c.arch == "transformer")
+    assert all(c.spec_dict["d_model"] == 64 and c.optimizer["lr"] == 0.01 for c in cells if c.arch == "transformer")
     assert cells[0].optimizer["lr"] == 1e-3
 
 
@@ -135,7 +136,7 @@ optimizer = "sgd"
     cells = cells_of(tmp_path, text)
     assert [c.seq_len for c in cells] == [10, 30]
     c = cells[0]
-    assert c.spec["input_size"] == 2 and c.spec["head_kind"] == "regress" and c.spec["head_out"] == 1
+    assert c.spec_dict["input_size"] == 2 and c.spec_dict["head_kind"] == "regress" and c.spec_dict["head_out"] == 1
     assert c.task_params == {"n_train": 64, "n_val": 16, "n_test": 16, "seq_len": 10}
     assert c.settings["steps"] == 7 and c.settings["eval_every"] == 50
     assert c.optimizer["name"] == "sgd" and c.optimizer["clip_norm"] == 1.0
@@ -296,6 +297,6 @@ def test_test_backends_are_named_apart_and_never_replace_real_ones(tmp_path: Pat
     use_fake(monkeypatch)
     assert {c.backend for c in cells_of(tmp_path, text)} == {"fake"}
     monkeypatch.setenv("SEQBENCH_TEST_BACKENDS", "torch=tests._driver_helpers")
-    from experiments.worker import backend_modules
+    from experiments.run.worker import backend_modules
 
     assert backend_modules()["torch"] == "torch_impl"

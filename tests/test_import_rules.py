@@ -88,9 +88,25 @@ def test_backend_models_are_the_registry(package: str) -> None:
     assert module.BACKEND.name == package.removesuffix("_impl")
 
 
+# Files with no twin on the other side, each for a reason. Everything else under torch_impl/ and
+# jax_impl/ (subfolders included) has a file of the same relative path on the other side.
+ONE_SIDED = {
+    # jax's fast recurrent path is a hand-written custom-VJP scan; torch's is its own nn.LSTM/GRU/RNN
+    "jax_impl": {"kernels/__init__.py", "kernels/scan.py"},
+    "torch_impl": set(),
+}
+
+
+def _sources(package: str) -> set[str]:
+    root = ROOT / package
+    return {p.relative_to(root).as_posix() for p in root.rglob("*.py") if "__pycache__" not in p.parts}
+
+
 def test_one_file_per_architecture_with_the_same_name_on_both_sides() -> None:
-    files = {pkg: sorted(p.name for p in (ROOT / pkg).glob("*.py")) for pkg in BACKEND_PACKAGES}
-    assert files["torch_impl"] == files["jax_impl"]
+    files = {pkg: _sources(pkg) for pkg in BACKEND_PACKAGES}
+    for pkg in BACKEND_PACKAGES:
+        assert ONE_SIDED[pkg] <= files[pkg], f"{pkg}: stale ONE_SIDED entries {sorted(ONE_SIDED[pkg] - files[pkg])}"
+    assert sorted(files["torch_impl"] - ONE_SIDED["torch_impl"]) == sorted(files["jax_impl"] - ONE_SIDED["jax_impl"])
     torch_impl, jax_impl = importlib.import_module("torch_impl"), importlib.import_module("jax_impl")
     for arch in ARCHITECTURES:
         sides = [Path(inspect.getfile(pkg.MODELS[arch])).name for pkg in (torch_impl, jax_impl)]

@@ -1,7 +1,7 @@
 """jax_impl's data-parallel CPU training step (jax_impl/optim.py) against the one-device step.
 
 XLA's host device count is fixed when jax starts, so the check runs in a subprocess started
-with two CPU devices, as a worker is (experiments/worker.py ``worker_env``).
+with two CPU devices, as a worker is (experiments/run/worker.py ``worker_env``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent(
     """
     import numpy as np, jax
     from experiments.backend import load_backend
-    from experiments.cells import random_batch
+    from experiments.kinds.inputs import random_batch
     from experiments.spec import OptimizerSpec, make_spec
     from jax_impl import optim
 
@@ -65,7 +65,7 @@ def test_data_parallel_step_equals_the_one_device_step() -> None:
 
 
 def test_a_jax_worker_gets_one_cpu_device_per_core_unless_limited(monkeypatch) -> None:
-    from experiments.worker import worker_env
+    from experiments.run.worker import worker_env
 
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "2")

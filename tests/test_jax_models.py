@@ -20,8 +20,8 @@ import jax_impl
 from experiments.backend import Batch
 from experiments.errors import PathUnavailable
 from experiments.spec import ARCHITECTURES, GATES, make_spec
+from jax_impl.kernels.scan import fold_width
 from jax_impl.layers import KeyStream, param_vars
-from jax_impl.recurrent import fold_width
 from jax_impl.transformer import self_attention
 
 BE = jax_impl.BACKEND

@@ -67,7 +67,7 @@ def workers_of(pid: int) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"experiments.worker" in argv and argv[-2:-1] == [str(pid).encode()]:
+        if b"experiments.run.worker" in argv and argv[-2:-1] == [str(pid).encode()]:
             found.append(int(entry.name))
     return found
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from _driver_helpers import check_record, read_jsonl, use_fake, write_grid
 
-from experiments.runner import run_grids
+from experiments.run.runner import run_grids
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray

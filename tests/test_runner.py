@@ -18,7 +18,8 @@ from _driver_helpers import check_record, read_jsonl, use_fake, write_grid
 from experiments.cli import main
 from experiments.errors import UserError
 from experiments.grid import load_grid
-from experiments.runner import RECORD_KEYS, run_grids
+from experiments.records.build import RECORD_KEYS
+from experiments.run.runner import run_grids
 
 GRID = """
 kind = "bench"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from _driver_helpers import read_jsonl
 
-from experiments.store import Store, encode, iter_records, parse_lines
+from experiments.records.store import Store, encode, iter_records, parse_lines
 
 
 def rec(key: str, status: str = "ok", **extra) -> dict:
@@ -98,13 +98,13 @@ def test_concurrent_writers_neither_lose_nor_duplicate(tmp_path: Path) -> None:
 
 def test_a_claim_excludes_another_driver_until_released(tmp_path: Path) -> None:
     one, two = Store(tmp_path, "run"), Store(tmp_path, "run")
-    assert one.claim("k")
-    assert not two.claim("k")
-    assert two.claim("other")
+    assert one.reserve("k")
+    assert not two.reserve("k")
+    assert two.reserve("other")
     one.release("k")
-    assert two.claim("k")
+    assert two.reserve("k")
     two.release_all()
-    assert not any((one.claims_dir).iterdir())
+    assert not any((one.locks_dir).iterdir())
 
 
 def test_a_dead_drivers_claim_vanishes(tmp_path: Path) -> None:
@@ -112,7 +112,7 @@ def test_a_dead_drivers_claim_vanishes(tmp_path: Path) -> None:
     ready = ctx.Event()
 
     def hold() -> None:
-        Store(tmp_path, "run").claim("k")
+        Store(tmp_path, "run").reserve("k")
         ready.set()
         os.kill(os.getpid(), 9)
 
@@ -120,7 +120,7 @@ def test_a_dead_drivers_claim_vanishes(tmp_path: Path) -> None:
     p.start()
     p.join(30)
     assert ready.is_set()
-    assert Store(tmp_path, "run").claim("k")
+    assert Store(tmp_path, "run").reserve("k")
 
 
 def test_iter_records_reads_every_run(tmp_path: Path) -> None:

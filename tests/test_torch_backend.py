@@ -7,11 +7,11 @@ import pytest
 import torch
 from _torch_helpers import random_batch, valid
 
-from experiments.backend import Backend, Batch
+from experiments.backend import DESCRIBE_KEYS, Backend, Batch
 from experiments.errors import UserError
 from experiments.spec import ARCHITECTURES, OptimizerSpec, make_spec
 from torch_impl import BACKEND, MODELS
-from torch_impl.backend import TorchBatch
+from torch_impl.layers import DeviceBatch
 
 SMALL = {"input_size": 3, "head_out": 3}
 
@@ -90,7 +90,7 @@ def test_prepare_batch() -> None:
     spec = _spec("gru", head_kind="per_step_classify")
     model = BACKEND.build(spec, spec.random_params(seed=0), precision="float64")
     full = BACKEND.prepare_batch(model, random_batch(spec, 3, 5, seed=0, ragged=False))
-    assert isinstance(full, TorchBatch) and full.lengths is None and full.mask is None
+    assert isinstance(full, DeviceBatch) and full.lengths is None and full.mask is None
     ragged_np = random_batch(spec, 3, 5, seed=0)
     ragged = BACKEND.prepare_batch(model, ragged_np)
     assert ragged.lengths.device.type == "cpu" and ragged.lengths.dtype == torch.int64
@@ -241,16 +241,19 @@ def test_training_lowers_the_loss() -> None:
 # -- device information --------------------------------------------------------------------------------
 
 
-def test_describe_memory_and_peak_flops() -> None:
+def test_describe_memory_and_gemm_times() -> None:
     info = BACKEND.describe("cpu", "float32")
     for key in ("device_kind", "device_name", "torch_version", "cuda_version", "cudnn_version", "threads"):
         assert key in info
+    assert set(DESCRIBE_KEYS) <= set(info)  # the schema both backends share
     assert info["device_kind"] == "cpu" and info["torch_version"] == torch.__version__
+    assert info["device_name"] != "cpu" and info["dtype"] == "float32"  # the processor's model name
     BACKEND.reset_peak_memory("cpu")
     assert BACKEND.peak_memory_bytes("cpu") is None
-    flops = BACKEND.matmul_peak_flops("cpu", "float64")
+    n, times = BACKEND.gemm_times("cpu", "float64")
+    assert n == 1024 and len(times) >= 3  # the driver takes the peak, 2 n^3 / min(times), and caches it
+    flops = 2.0 * n**3 / min(times)
     assert 1e8 < flops < 1e14
-    assert BACKEND.matmul_peak_flops("cpu", "float64") == flops  # cached per process
 
 
 @pytest.mark.gpu

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _torch_helpers import assert_grads_rel, assert_rel, random_batch, valid
+from _torch_helpers import assert_grads_rel, assert_rel, random_batch, torch_encoder_layer, torch_layer_state, valid
 from torch import nn
 
 from experiments.errors import PathUnavailable
 from experiments.spec import ARCHITECTURES, GATES, make_spec
 from torch_impl import BACKEND
-from torch_impl.transformer import torch_encoder_layer, torch_layer_state
 
 # (arch, fields): every recurrent arch, 1 and 2 layers, uni- and bidirectional
 RECURRENT_CASES = [

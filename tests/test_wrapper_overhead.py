@@ -11,8 +11,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from experiments.cells import config_key
-from experiments.runner import SCHEMA
+from experiments.cell import config_key
+from experiments.records.build import SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 

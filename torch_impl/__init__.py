@@ -6,22 +6,22 @@ adding an architecture adds one line here.
 
 from __future__ import annotations
 
-from torch import nn
-
-from torch_impl.attention_lstm import AttentionLSTM
+from torch_impl.attention_lstm import AttentionLSTMModel
 from torch_impl.backend import TorchBackend
+from torch_impl.layers import SequenceModel
 from torch_impl.recurrent import RecurrentModel
 from torch_impl.transformer import TransformerModel
 
-MODELS: dict[str, type[nn.Module]] = {
+# arch name -> module class; keys exactly experiments.spec.ARCHITECTURES.
+MODELS: dict[str, type[SequenceModel]] = {
     "rnn": RecurrentModel,
     "lstm": RecurrentModel,
     "gru": RecurrentModel,
     "bilstm": RecurrentModel,
-    "attention_lstm": AttentionLSTM,
+    "attention_lstm": AttentionLSTMModel,
     "transformer": TransformerModel,
 }
 
 BACKEND = TorchBackend(MODELS)
 
-__all__ = ["BACKEND", "MODELS", "AttentionLSTM", "RecurrentModel", "TorchBackend", "TransformerModel"]
+__all__ = ["BACKEND", "MODELS", "AttentionLSTMModel", "RecurrentModel", "TorchBackend", "TransformerModel"]

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from experiments.spec.attention_lstm import AttentionLSTMSpec
-from torch_impl.layers import Output, make_head, valid_mask
-from torch_impl.recurrent import check_path, fast_path_name, make_encoder, pool_final, run_encoder, use_reference
+from torch_impl.layers import Output, SequenceModel, make_head, valid_mask
+from torch_impl.recurrent import fast_path_name, make_encoder, pool_final, run_encoder, use_reference
 
 
 class AdditiveAttention(nn.Module):
@@ -42,11 +42,11 @@ def attention_pool(
     return context, weights
 
 
-class AttentionLSTM(nn.Module):
+class AttentionLSTMModel(SequenceModel):
+    """An ``nn.LSTM`` named ``rnn``, ``attn`` (additive score only) and a linear ``head``."""
+
     def __init__(self, spec: AttentionLSTMSpec, path: str = "auto") -> None:
-        super().__init__()
-        self.spec = spec
-        self.path = check_path(path)
+        super().__init__(spec, path)
         self.directions = spec.directions
         self.rnn = make_encoder(spec, "lstm")
         self.attn = AdditiveAttention(spec.output_size, spec.attn_size) if spec.score == "additive" else None
@@ -69,7 +69,7 @@ class AttentionLSTM(nn.Module):
         o = enc.outputs
         q = pool_final(enc.h, self.directions)
         if lengths is not None and mask is None:
-            mask = valid_mask(lengths, x.shape[1], x.device)
+            mask = valid_mask(lengths.to(x.device), x.shape[1])
         scores = self.attn(o, q) if self.attn is not None else torch.bmm(o, q[:, :, None]).squeeze(-1)
         context, weights = attention_pool(scores, o, mask)
         logits = self.head(context)

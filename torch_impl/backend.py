@@ -1,26 +1,31 @@
-"""The torch backend: ``experiments.backend.Backend`` over the models of this package."""
+"""The torch backend: ``experiments.backend.Backend`` over the models of this package.
+
+``jax_impl/backend.py`` is its twin: the same methods, and the same private helpers where both need one.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import platform
 import time
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from experiments.backend import Batch, ForwardResult, Gradients
+from experiments.backend import Batch, Device, ForwardResult, Gradients, PathChoice, Precision, cpu_name, time_repeats
 from experiments.errors import UserError
 from experiments.spec import ArchSpec, OptimizerSpec
 from torch_impl import optim
 from torch_impl.layers import (
+    DeviceBatch,
+    SequenceModel,
     apply_precision,
-    export_canonical,
+    check_path,
+    export_params,
     head_loss,
-    load_canonical,
+    load_params,
     precision_dtype,
     resolve_device,
     set_tf32,
@@ -28,25 +33,14 @@ from torch_impl.layers import (
     to_numpy,
     valid_mask,
 )
-from torch_impl.recurrent import check_path
 
 
-class TorchBatch(NamedTuple):
-    """A batch on the model's device and dtype. ``lengths`` (B,) int64 on the CPU (packing wants it
-    there) and ``mask`` (B, T) bool on the device, both None when every sequence fills all T steps."""
-
-    x: torch.Tensor
-    lengths: torch.Tensor | None
-    mask: torch.Tensor | None
-    y: torch.Tensor | None
-
-
-def _model_of(state_or_model: Any) -> nn.Module:
+def _model_of(state_or_model: Any) -> SequenceModel:
     return state_or_model.model if isinstance(state_or_model, optim.TrainState) else state_or_model
 
 
 @contextlib.contextmanager
-def _grad_mode(model: nn.Module) -> Iterator[None]:
+def _grad_mode(model: SequenceModel) -> Iterator[None]:
     """Eval semantics (no dropout) that can still differentiate: cuDNN's RNN backward runs only in
     training mode, so the RNN modules go to train mode with their dropout set to zero."""
     was_training = model.training
@@ -64,23 +58,11 @@ def _grad_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, models: dict[str, type[nn.Module]]) -> None:
+    def __init__(self, models: dict[str, type[SequenceModel]]) -> None:
         self.models = models
-        self._peak_flops: dict[tuple[str, str], float] = {}
 
     # -- models -------------------------------------------------------------------------------
     def build(
@@ -88,10 +70,10 @@ class TorchBackend:
         spec: ArchSpec,
         params: dict[str, np.ndarray],
         *,
-        precision: str = "float32",
-        device: str = "cpu",
-        path: str = "auto",
-    ) -> nn.Module:
+        precision: Precision = "float32",
+        device: Device = "cpu",
+        path: PathChoice = "auto",
+    ) -> SequenceModel:
         if spec.arch not in self.models:
             raise UserError("arch", f"unknown architecture {spec.arch!r}", f"use one of {', '.join(self.models)}")
         spec.validate()
@@ -100,20 +82,20 @@ class TorchBackend:
         dev = resolve_device(device)
         model = self.models[spec.arch](spec, path=path)
         model.to(device=dev, dtype=dtype)
-        load_canonical(model, spec, params)  # in place, after .to(): cuDNN's flat weights stay valid
+        load_params(model, params)  # in place, after .to(): cuDNN's flat weights stay valid
         model.precision = precision
         model.eval()
         return model
 
-    def export_params(self, model: nn.Module) -> dict[str, np.ndarray]:
+    def export_params(self, model: SequenceModel) -> dict[str, np.ndarray]:
         """Canonical parameters in the model's dtype (bfloat16 as float32, exactly)."""
-        return export_canonical(model, model.spec)
+        return export_params(model)
 
-    def execution_path(self, model: nn.Module) -> str:
+    def execution_path(self, model: SequenceModel) -> str:
         return model.execution_path()
 
     # -- batches ------------------------------------------------------------------------------
-    def prepare_batch(self, state_or_model: Any, batch: Batch) -> TorchBatch:
+    def prepare_batch(self, state_or_model: Any, batch: Batch) -> DeviceBatch:
         model = _model_of(state_or_model)
         ref = model.head.weight
         lengths = np.asarray(batch.lengths, dtype=np.int64)
@@ -125,13 +107,13 @@ class TorchBackend:
             t_lengths, mask = None, None
         else:
             t_lengths = torch.from_numpy(lengths)
-            mask = valid_mask(t_lengths, steps, ref.device)
+            mask = valid_mask(t_lengths.to(ref.device), steps)
         y = None if batch.y is None else target_tensor(model.spec.head, batch.y, ref.dtype, ref.device)
-        return TorchBatch(x, t_lengths, mask, y)
+        return DeviceBatch(x, t_lengths, mask, y)
 
     # -- forward and gradients ------------------------------------------------------------------
     def forward(
-        self, model: nn.Module, batch: Batch, *, train: bool = False, seed: int = 0, return_extras: bool = False
+        self, model: SequenceModel, batch: Batch, *, train: bool = False, seed: int = 0, return_extras: bool = False
     ) -> ForwardResult:
         b = self.prepare_batch(model, batch)
         was_training = model.training
@@ -156,7 +138,7 @@ class TorchBackend:
 
     @staticmethod
     @contextlib.contextmanager
-    def _seeded(model: nn.Module, seed: int, train: bool) -> Iterator[None]:
+    def _seeded(model: SequenceModel, seed: int, train: bool) -> Iterator[None]:
         if not train:
             yield
             return
@@ -165,7 +147,7 @@ class TorchBackend:
             torch.manual_seed(seed)
             yield
 
-    def loss_and_grads(self, model: nn.Module, batch: Batch) -> Gradients:
+    def loss_and_grads(self, model: SequenceModel, batch: Batch) -> Gradients:
         if batch.y is None:
             raise UserError("batch.y", "loss_and_grads needs targets")
         b = self.prepare_batch(model, batch)
@@ -187,61 +169,56 @@ class TorchBackend:
         )
 
     # -- training -----------------------------------------------------------------------------
-    def make_train_state(self, model: nn.Module, optimizer: OptimizerSpec, *, seed: int = 0) -> optim.TrainState:
-        torch.manual_seed(seed)  # the dropout stream of the steps that follow
-        if model.head.weight.is_cuda:
-            torch.cuda.manual_seed(seed)
-        return optim.make_train_state(model, optimizer)
+    def make_train_state(self, model: SequenceModel, optimizer: OptimizerSpec, *, seed: int = 0) -> optim.TrainState:
+        return optim.make_train_state(model, optimizer, seed=seed)
 
-    def train_step(self, state: optim.TrainState, batch: TorchBatch) -> torch.Tensor:
-        return optim.train_step(state, batch.x, batch.lengths, batch.mask, batch.y)
+    def train_step(self, state: optim.TrainState, batch: DeviceBatch | Batch) -> torch.Tensor:
+        if isinstance(batch, Batch):
+            batch = self.prepare_batch(state, batch)
+        return optim.train_step(state, batch)
 
     def loss_value(self, loss: torch.Tensor) -> float:
         return float(loss.item())
 
     def state_params(self, state: optim.TrainState) -> dict[str, np.ndarray]:
-        return export_canonical(state.model, state.model.spec)
+        return export_params(state.model)
 
     # -- device -------------------------------------------------------------------------------
-    def synchronize(self, device: str = "cpu") -> None:
+    def synchronize(self, device: Device = "cpu") -> None:
         if device == "cuda":
             torch.cuda.synchronize()
 
-    def reset_peak_memory(self, device: str = "cpu") -> None:
+    def reset_peak_memory(self, device: Device = "cpu") -> None:
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
 
-    def peak_memory_bytes(self, device: str = "cpu") -> int | None:
+    def peak_memory_bytes(self, device: Device = "cpu") -> int | None:
         if device == "cuda":
             return int(torch.cuda.max_memory_allocated())
         return None
 
-    def describe(self, device: str = "cpu", precision: str = "float32") -> dict[str, Any]:
-        precision_dtype(precision)
+    def describe(self, device: Device = "cpu", precision: Precision = "float32") -> dict[str, Any]:
+        dtype = precision_dtype(precision)
         cuda = device == "cuda" and torch.cuda.is_available()
         return {
             "backend": self.name,
             "device_kind": device,
-            "device_name": torch.cuda.get_device_name() if cuda else _cpu_name(),
-            "torch_version": torch.__version__,
+            "device_name": torch.cuda.get_device_name() if cuda else cpu_name(),
+            "precision": precision,
+            "dtype": str(dtype).removeprefix("torch."),
+            "tf32": device == "cuda" and precision == "tf32",
             "cuda_version": torch.version.cuda,
             "cudnn_version": torch.backends.cudnn.version() if cuda else None,
-            "precision": precision,
+            "torch_version": torch.__version__,
             "allow_tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
             "allow_tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
             "threads": torch.get_num_threads(),
             "interop_threads": torch.get_num_interop_threads(),
         }
 
-    def matmul_peak_flops(self, device: str = "cpu", precision: str = "float32") -> float:
-        """Median FLOP/s of an n x n GEMM at the precision (n = 8192 on GPU, 4096 for float64;
-        1024 on CPU, ~0.5 s of repeats). Measured once per process and cached."""
-        key = (device, precision)
-        if key not in self._peak_flops:
-            self._peak_flops[key] = self._measure_gemm(device, precision)
-        return self._peak_flops[key]
-
-    def _measure_gemm(self, device: str, precision: str) -> float:
+    def gemm_times(self, device: Device = "cpu", precision: Precision = "float32") -> tuple[int, list[float]]:
+        """n = 8192 on GPU (4096 for float64), 1024 on CPU; one warm-up, then ``time_repeats``
+        (CUDA events on GPU). TF32 set for the precision during the GEMMs, restored after."""
         dtype = precision_dtype(precision)
         dev = resolve_device(device)
         saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
@@ -250,27 +227,25 @@ class TorchBackend:
             cuda = dev.type == "cuda"
             n = (4096 if dtype == torch.float64 else 8192) if cuda else 1024
             gen = torch.Generator(device="cpu").manual_seed(0)
-            a = torch.randn(n, n, generator=gen, dtype=torch.float32).to(dev, dtype)
-            b = torch.randn(n, n, generator=gen, dtype=torch.float32).to(dev, dtype)
+            a = torch.randn(n, n, generator=gen, dtype=torch.float32).to(dev, dtype)  # (n, n)
+            b = torch.randn(n, n, generator=gen, dtype=torch.float32).to(dev, dtype)  # (n, n)
             out = torch.empty(n, n, device=dev, dtype=dtype)
             torch.matmul(a, b, out=out)  # warm-up
             self.synchronize(device)
-            times: list[float] = []
-            budget = 0.5
-            start = time.perf_counter()
-            while len(times) < 3 or (time.perf_counter() - start < budget and len(times) < 50):
+
+            def once() -> float:
                 if cuda:
                     t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                     t0.record()
                     torch.matmul(a, b, out=out)
                     t1.record()
                     t1.synchronize()
-                    times.append(t0.elapsed_time(t1) / 1e3)
-                else:
-                    t0 = time.perf_counter()
-                    torch.matmul(a, b, out=out)
-                    times.append(time.perf_counter() - t0)
-            return 2.0 * n**3 / float(np.median(times))
+                    return t0.elapsed_time(t1) / 1e3
+                t0 = time.perf_counter()
+                torch.matmul(a, b, out=out)
+                return time.perf_counter() - t0
+
+            return n, time_repeats(once)
         finally:
             set_tf32(saved[0])
             torch.backends.cudnn.allow_tf32 = saved[1]

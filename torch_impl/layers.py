@@ -1,11 +1,13 @@
-"""Small pieces every torch model shares: precision, masks, the head and its loss, parameter loading.
+"""Small pieces every torch model shares: precision, devices, masks, the model base, the head and its
+loss, canonical parameters in and out.
 
-The JAX side has a file of the same name with the same pieces.
+``jax_impl/layers.py`` has the same public names with the same signatures (``precision_dtype``,
+``resolve_device``, ``valid_mask``, ``DeviceBatch``, ``SequenceModel``, ``head_loss``, ``load_params``,
+``export_params``, ``to_numpy``); what only one framework needs is marked so in its docstring.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -13,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from experiments.backend import PATH_CHOICES
 from experiments.errors import UserError
 from experiments.spec import ArchSpec, HeadSpec
 
@@ -25,19 +28,20 @@ DTYPES: dict[str, torch.dtype] = {
 
 
 def precision_dtype(precision: str) -> torch.dtype:
+    """The parameter/compute dtype of a named precision."""
     if precision not in DTYPES:
         raise UserError("precision", f"unknown precision {precision!r}", f"use one of {', '.join(DTYPES)}")
     return DTYPES[precision]
 
 
 def set_tf32(enabled: bool) -> None:
-    """TF32 for matmuls and cuDNN (RNNs, convolutions): on only for the ``tf32`` precision."""
+    """(torch only) TF32 for matmuls and cuDNN (RNNs, convolutions): on only for the ``tf32`` precision."""
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
 
 
 def apply_precision(precision: str) -> torch.dtype:
-    """The dtype of ``precision``; sets the process-wide TF32 flags to match it."""
+    """(torch only) The dtype of ``precision``; sets the process-wide TF32 flags to match it."""
     dtype = precision_dtype(precision)
     set_tf32(precision == "tf32")
     return dtype
@@ -53,9 +57,26 @@ def resolve_device(device: str) -> torch.device:
     raise UserError("device", f"unknown device {device!r}", "use cpu or cuda")
 
 
-def valid_mask(lengths: torch.Tensor, seq_len: int, device: torch.device) -> torch.Tensor:
-    """(B, T) bool, True at valid steps (our convention, never a framework's)."""
-    return torch.arange(seq_len, device=device)[None, :] < lengths.to(device)[:, None]
+def check_path(path: str) -> str:
+    """The fast-path switch, one of ``PATH_CHOICES``."""
+    if path not in PATH_CHOICES:
+        raise UserError("path", f"unknown path choice {path!r}", "use auto, on or off")
+    return path
+
+
+def valid_mask(lengths: torch.Tensor, seq_len: int) -> torch.Tensor:
+    """(B, T) bool on ``lengths``' device, True at valid steps (our convention, never a framework's)."""
+    return torch.arange(seq_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class DeviceBatch(NamedTuple):
+    """A batch on the model's device and dtype. ``lengths`` (B,) int64 on the CPU (packing wants it
+    there) and ``mask`` (B, T) bool on the device, both None when every sequence fills all T steps."""
+
+    x: torch.Tensor  # (B, T, I)
+    lengths: torch.Tensor | None
+    mask: torch.Tensor | None
+    y: torch.Tensor | None
 
 
 class Output(NamedTuple):
@@ -67,6 +88,20 @@ class Output(NamedTuple):
     h: torch.Tensor | None
     c: torch.Tensor | None
     extras: dict[str, torch.Tensor]
+
+
+class SequenceModel(nn.Module):
+    """What every model holds: its spec and the fast-path switch. A subclass builds its modules (with
+    canonical parameter names) and defines ``forward(x, lengths, mask, return_extras) -> Output``."""
+
+    def __init__(self, spec: ArchSpec, path: str = "auto") -> None:
+        super().__init__()
+        self.spec = spec
+        self.path = check_path(path)
+
+    def execution_path(self) -> str:
+        """The kernel family that runs: ``cudnn``, ``aten``, ``reference``, ``fused_attention``."""
+        raise NotImplementedError
 
 
 def make_head(spec: ArchSpec) -> nn.Linear:
@@ -109,15 +144,10 @@ def target_tensor(head: HeadSpec, y: np.ndarray, dtype: torch.dtype, device: tor
 # -- canonical parameters ----------------------------------------------------------------------
 
 
-def canonical_parameters(model: nn.Module, spec: ArchSpec) -> Iterator[tuple[str, nn.Parameter]]:
-    """(canonical name, parameter) in schema order; module names equal canonical names."""
-    named = dict(model.named_parameters())
-    for name in spec.param_schema():
-        yield name, named[name]
-
-
-def load_canonical(model: nn.Module, spec: ArchSpec, params: dict[str, np.ndarray]) -> None:
-    """Copy ``params`` into the model in place (keeps cuDNN's flattened weight buffer valid)."""
+def load_params(model: SequenceModel, params: dict[str, np.ndarray]) -> None:
+    """Copy canonical ``params`` into the model in place, cast to its dtype (keeps cuDNN's flattened
+    weight buffer valid)."""
+    spec = model.spec
     schema = spec.param_schema()
     missing = [n for n in schema if n not in params]
     extra = [n for n in params if n not in schema]
@@ -147,5 +177,7 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.cpu().numpy()
 
 
-def export_canonical(model: nn.Module, spec: ArchSpec) -> dict[str, np.ndarray]:
-    return {name: to_numpy(p).copy() for name, p in canonical_parameters(model, spec)}
+def export_params(model: SequenceModel) -> dict[str, np.ndarray]:
+    """Canonical parameters in schema order, host copies in the model's dtype (bfloat16 as float32)."""
+    named = dict(model.named_parameters())  # module names are the canonical names
+    return {name: to_numpy(named[name]).copy() for name in model.spec.param_schema()}

@@ -1,4 +1,6 @@
-"""Train state: the optimizers of ``experiments/spec/optim.py`` and global-norm clipping, the torch way.
+"""Train state and train step: the optimizers of ``experiments/spec/optim.py`` and global-norm clipping,
+the torch way. ``jax_impl/optim.py`` has the same public names (``make_optimizer``, ``TrainState``,
+``make_train_state``, ``train_step``).
 
 A train step does exactly what a hand-written torch loop does (zero_grad(set_to_none),
 forward, loss, backward, clip_grad_norm_, step) and returns the loss tensor without
@@ -12,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from experiments.spec import HeadSpec, OptimizerSpec
-from torch_impl.layers import head_loss
+from experiments.spec import OptimizerSpec
+from torch_impl.layers import DeviceBatch, SequenceModel, head_loss
 
 
 def make_optimizer(params: list[nn.Parameter], spec: OptimizerSpec) -> torch.optim.Optimizer:
@@ -29,32 +31,37 @@ def make_optimizer(params: list[nn.Parameter], spec: OptimizerSpec) -> torch.opt
 
 @dataclass
 class TrainState:
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
+    """What ``train_step`` advances: the model's own parameters, through torch's optimizer object
+    (which holds the moment buffers)."""
+
+    model: SequenceModel
+    optimizer: OptimizerSpec
     params: list[nn.Parameter]
-    head: HeadSpec
-    clip_norm: float | None
-    spec: OptimizerSpec
+    torch_optimizer: torch.optim.Optimizer
 
 
-def make_train_state(model: nn.Module, spec: OptimizerSpec) -> TrainState:
+def make_train_state(model: SequenceModel, optimizer: OptimizerSpec, *, seed: int = 0) -> TrainState:
+    """Seeds torch's generators with ``seed``: the dropout stream of the steps that follow."""
+    torch.manual_seed(seed)
+    if model.head.weight.is_cuda:
+        torch.cuda.manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
-    return TrainState(model, make_optimizer(params, spec), params, model.spec.head, spec.clip_norm, spec)
+    return TrainState(model, optimizer, params, make_optimizer(params, optimizer))
 
 
-def train_step(
-    state: TrainState, x: torch.Tensor, lengths: torch.Tensor | None, mask: torch.Tensor | None, y: torch.Tensor
-) -> torch.Tensor:
+def train_step(state: TrainState, batch: DeviceBatch) -> torch.Tensor:
+    """One optimizer step in train mode; the loss as a device scalar, not read."""
     model = state.model
     if not model.training:
         model.train()
-    state.optimizer.zero_grad(set_to_none=True)
-    out = model(x, lengths, mask)
-    loss = head_loss(state.head, out.logits, y, mask)
+    state.torch_optimizer.zero_grad(set_to_none=True)
+    out = model(batch.x, batch.lengths, batch.mask)
+    loss = head_loss(model.spec.head, out.logits, batch.y, batch.mask)
     loss.backward()
-    if state.clip_norm is not None:
+    clip = state.optimizer.clip_norm
+    if clip is not None:
         # g *= min(1, clip_norm / (||g|| + 1e-6)), on the device, without a sync
-        torch.nn.utils.clip_grad_norm_(state.params, state.clip_norm)
-    state.optimizer.step()
+        torch.nn.utils.clip_grad_norm_(state.params, clip)
+    state.torch_optimizer.step()
     return loss.detach()

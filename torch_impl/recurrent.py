@@ -25,18 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from experiments.errors import PathUnavailable, UserError
+from experiments.errors import PathUnavailable
 from experiments.spec.recurrent import EncoderFields, RecurrentSpec
-from torch_impl.layers import Output, make_head, valid_mask
+from torch_impl.layers import Output, SequenceModel, make_head, valid_mask
 
 RNN_MODULES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-PATHS = ("auto", "on", "off")
-
-
-def check_path(path: str) -> str:
-    if path not in PATHS:
-        raise UserError("path", f"unknown path choice {path!r}", "use auto, on or off")
-    return path
+EXECUTION_PATHS = ("cudnn", "aten", "reference")  # what ``execution_path`` names
 
 
 def make_encoder(spec: EncoderFields, cell: str) -> nn.RNNBase:
@@ -174,7 +168,7 @@ def reference_encoder(
 ) -> EncoderOut:
     """The cell equations of the spec, step by step, over ``rnn``'s own parameters."""
     directions = 2 if rnn.bidirectional else 1
-    mask = None if lengths is None else valid_mask(lengths, x.shape[1], x.device)
+    mask = None if lengths is None else valid_mask(lengths.to(x.device), x.shape[1])
     layer_in = x
     hs, cs, gates = [], [], []
     for layer in range(rnn.num_layers):
@@ -202,13 +196,11 @@ def reference_encoder(
 # -- the model --------------------------------------------------------------------------------------
 
 
-class RecurrentModel(nn.Module):
+class RecurrentModel(SequenceModel):
     """rnn / lstm / gru / bilstm: an ``nn.RNN/LSTM/GRU`` named ``rnn`` and a linear ``head``."""
 
     def __init__(self, spec: RecurrentSpec, path: str = "auto") -> None:
-        super().__init__()
-        self.spec = spec
-        self.path = check_path(path)
+        super().__init__(spec, path)
         self.cell = spec.cell
         self.directions = spec.directions
         self.per_step = spec.head.per_step

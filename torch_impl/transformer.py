@@ -9,8 +9,8 @@ Attention paths (the ``auto | on | off`` switch):
   probabilities stored (what the spec's ``stored_activations(attention_path="reference")``
   counts).
 
-Mapping to ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` (see
-``load_into_torch_layer``): its packed ``self_attn.in_proj_weight`` (3d, d) is
+Mapping to ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` (the tests build one from
+our parameters, ``tests/_torch_helpers.py`` ``torch_encoder_layer``): its packed ``self_attn.in_proj_weight`` (3d, d) is
 ``concat([q_proj.weight, k_proj.weight, v_proj.weight], dim=0)`` and ``in_proj_bias``
 (3d,) is ``concat([q_proj.bias, k_proj.bias, v_proj.bias])``; ``self_attn.out_proj``,
 ``linear1``, ``linear2``, ``norm1``, ``norm2`` carry over under the same names.
@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from experiments.errors import UserError
 from experiments.spec.transformer import TransformerSpec, sinusoidal_positions
-from torch_impl.layers import Output, make_head, valid_mask
-from torch_impl.recurrent import check_path
+from torch_impl.layers import Output, SequenceModel, make_head, valid_mask
+
+EXECUTION_PATHS = ("fused_attention", "reference")  # what ``execution_path`` names
 
 
 class SelfAttention(nn.Module):
@@ -113,11 +113,11 @@ class EncoderLayer(nn.Module):
         return self.norm2(x + self._ff(x))
 
 
-class TransformerModel(nn.Module):
+class TransformerModel(SequenceModel):
+    """``input_proj``, positions, ``layers`` of ``EncoderLayer``, ``final_norm`` (pre-norm only), ``head``."""
+
     def __init__(self, spec: TransformerSpec, path: str = "auto") -> None:
-        super().__init__()
-        self.spec = spec
-        self.path = check_path(path)
+        super().__init__(spec, path)
         self.fused = path != "off"
         self.causal = spec.causal
         self.pooling = spec.resolved_pooling
@@ -157,7 +157,7 @@ class TransformerModel(nn.Module):
         """``lengths`` (B,) int64 on the CPU or None (all full); ``mask`` (B, T) on the device, or derived."""
         steps = x.shape[1]
         if lengths is not None and mask is None:
-            mask = valid_mask(lengths, steps, x.device)
+            mask = valid_mask(lengths.to(x.device), steps)
         h = self.input_proj(x)
         pos = self._positions(steps, h)
         if pos is not None:
@@ -188,57 +188,3 @@ def pool(h: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tens
     if pooling == "mean":
         return h.sum(dim=1) / counts[:, None].to(h.dtype)
     return h[torch.arange(h.shape[0], device=h.device), counts - 1]
-
-
-# -- the outside reference: torch's own encoder layer --------------------------------------------
-
-
-def packed_in_proj(params: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray, np.ndarray]:
-    """``nn.MultiheadAttention``'s ``in_proj_weight`` (3d, d) and ``in_proj_bias`` (3d,) for layer ``prefix``."""
-    weight = np.concatenate([params[f"{prefix}self_attn.{p}_proj.weight"] for p in "qkv"], axis=0)
-    bias = np.concatenate([params[f"{prefix}self_attn.{p}_proj.bias"] for p in "qkv"], axis=0)
-    return weight, bias
-
-
-def torch_layer_state(params: dict[str, np.ndarray], index: int) -> dict[str, torch.Tensor]:
-    """Our canonical layer ``index`` as an ``nn.TransformerEncoderLayer`` state dict."""
-    prefix = f"layers.{index}."
-    weight, bias = packed_in_proj(params, prefix)
-    state = {"self_attn.in_proj_weight": weight, "self_attn.in_proj_bias": bias}
-    for name in (
-        "self_attn.out_proj.weight",
-        "self_attn.out_proj.bias",
-        "linear1.weight",
-        "linear1.bias",
-        "linear2.weight",
-        "linear2.bias",
-        "norm1.weight",
-        "norm1.bias",
-        "norm2.weight",
-        "norm2.bias",
-    ):
-        state[name] = params[prefix + name]
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
-
-
-def load_into_torch_layer(layer: nn.TransformerEncoderLayer, params: dict[str, np.ndarray], index: int) -> None:
-    """Copy our layer ``index`` into ``layer`` (strict: every tensor of the layer is set)."""
-    state = {k: v.to(layer.linear1.weight.dtype) for k, v in torch_layer_state(params, index).items()}
-    layer.load_state_dict(state, strict=True)
-
-
-def torch_encoder_layer(spec: TransformerSpec, params: dict[str, np.ndarray], index: int) -> nn.TransformerEncoderLayer:
-    """An ``nn.TransformerEncoderLayer`` (batch-first, float64) holding our layer ``index``."""
-    layer = nn.TransformerEncoderLayer(
-        d_model=spec.d_model,
-        nhead=spec.num_heads,
-        dim_feedforward=spec.d_ff,
-        dropout=spec.dropout,
-        activation=spec.activation,
-        layer_norm_eps=spec.layer_norm_eps,
-        batch_first=True,
-        norm_first=spec.norm_first,
-        dtype=torch.float64,
-    )
-    load_into_torch_layer(layer, params, index)
-    return layer

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from experiments.claims.records import Record
 from experiments.claims.verdict import NOT_RUN, Part, Verdict
+from experiments.records.fields import Record
 
 
 @dataclass

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from experiments.claims import records as R
-from experiments.claims.base import ClaimResult, DeviceVerdict, Table, not_run
-from experiments.claims.records import Record
+from experiments.claims.base import ClaimResult, DeviceVerdict, FigureSpec, Table, parts_table
 from experiments.claims.stats import Estimate, median_rel_se, ratio_estimate
 from experiments.claims.verdict import NOT_RUN, Part, Verdict, combine
+from experiments.records import fields as R
+from experiments.records.fields import Record
 
 TIMED_STEP_KEYS = ("timed_steps", "n_timed_steps", "steps_timed", "n_steps")
 CPU_NOTE_GPU_CLAIM = "CPU only: the claim is about GPUs; the GPU verdict is the one that counts"
@@ -127,13 +127,34 @@ def device_rows(
     return rows, all_parts
 
 
-def empty(claim_id: str, what: str) -> ClaimResult:
-    return not_run(claim_id, what)
+def not_ok(rec: Record) -> bool:
+    """Did not finish ``ok``: oom, nan, diverged or error."""
+    return not R.ok(rec)
+
+
+def finish(
+    claim_id: str,
+    rows: list[DeviceVerdict],
+    parts: Sequence[tuple[str, Part]],
+    tables: Sequence[Table],
+    figures: Sequence[FigureSpec],
+    text: str,
+    recs: Sequence[Record],
+    *,
+    listed: Callable[[Record], bool] = not_ok,
+) -> ClaimResult:
+    """The claim's result: its tables, then the verdict parts, then the cells ``listed`` picks out
+    as not finished (a family for which a nan or diverged run is a result lists errors only)."""
+    tables = [*tables, parts_table(f"{claim_id}_verdict_parts", f"{claim_id}: verdict parts", parts)]
+    bad = failed_cells_table(claim_id, [r for r in recs if listed(r)])
+    if bad is not None:
+        tables.append(bad)
+    return ClaimResult(claim_id, rows, text=text, tables=list(tables), figures=list(figures), n_records=len(recs))
 
 
 def failed_cells_table(claim_id: str, records: Sequence[Record]) -> Table | None:
     """Cells that did not finish ``ok`` (oom, nan, diverged, error): results too, listed."""
-    bad = [r for r in records if not R.ok(r)]
+    bad = [r for r in records if not_ok(r)]
     if not bad:
         return None
     rows = []

@@ -93,12 +93,6 @@ def bootstrap_ci(values: Sequence[float], stat=np.mean, n_boot: int = N_BOOT, se
     return Estimate(point, float(lo), float(hi), n, "bootstrap")
 
 
-def paired_diff(a: Sequence[float], b: Sequence[float]) -> Estimate:
-    """Mean of a_i - b_i over pairs where both are finite, with a t interval."""
-    diffs = [x - y for x, y in zip(a, b, strict=True) if x is not None and y is not None]
-    return mean_ci(diffs)
-
-
 def median_rel_se(median: float, iqr: float | None, n: int | None) -> float:
     """Relative standard error of a median of n timed steps, from their IQR (normal approximation:
     sd = IQR / 1.349, se(median) = 1.2533 sd / sqrt(n))."""

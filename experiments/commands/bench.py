@@ -48,13 +48,13 @@ def bench_grid(args: argparse.Namespace):  # -> Grid
         fixed["hidden"] = args.hidden
     if args.layers is not None:
         fixed["layers"] = args.layers
-    return Grid(name="bench", path=Path("command line"), spec=GridFile(kind="bench", fixed=fixed))
+    return Grid(name="bench", path=Path("command line"), file=GridFile(kind="bench", fixed=fixed))
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.envinfo import driver_env
-    from experiments.executors import LocalExecutor
-    from experiments.runner import make_record
+    from experiments.records.build import make_record
+    from experiments.records.envinfo import driver_env
+    from experiments.run.executors import LocalExecutor
 
     (cell,) = bench_grid(args).cells()
     ex = LocalExecutor()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from pathlib import Path
 
 
@@ -22,9 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from experiments.report import write_report
 
     summary = write_report(Path(args.results), args.paper)
-    counts: dict[str, int] = {}
-    for verdict in summary.verdicts.values():
-        counts[verdict] = counts.get(verdict, 0) + 1
+    counts = Counter(summary.verdicts.values())
     shown = ", ".join(f"{v} {n}" for v, n in sorted(counts.items()))
     print(f"report: {summary.records} records, {len(summary.verdicts)} claims ({shown}); {len(summary.files)} files")
     return 0

@@ -44,7 +44,7 @@ def limit_threads(threads: int) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from experiments.grid import grids_in_preset
     from experiments.report import write_report
-    from experiments.runner import run_grids
+    from experiments.run.runner import run_grids
 
     grids = grids_in_preset(args.preset)
     began = time.perf_counter()

@@ -40,7 +40,7 @@ def selected_grids(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from experiments.grid import load_cells
-    from experiments.runner import run_grids
+    from experiments.run.runner import run_grids
 
     grids = selected_grids(args)
     if args.dry_run:

@@ -21,33 +21,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import multiprocessing
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from experiments.errors import UserError
-from experiments.spec import ARCHITECTURES, make_spec, size_fields
-from experiments.verify import (
-    SCENARIOS,
-    Case,
-    CheckResult,
-    WorkerError,
-    command_cases,
-    compare,
-    failures,
-    merge,
-    observe_in_worker,
-    worker_init,
-)
+from experiments.spec import ARCHITECTURES
+from experiments.verify import OTHER, REFERENCE, SCENARIOS, verify_archs
+from experiments.verify.workers import worker_observers
 
-REFERENCE, OTHER = "torch", "jax"
 FRAMEWORKS: dict[str, str] = {"torch": "torch", "jax": "jax"}
-
-# (backend name, case) -> a future of its observation
-Observer = Callable[[str, Case], "Future[Any]"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -94,56 +76,6 @@ def resolve(args: argparse.Namespace) -> tuple[list[str], str, str]:
     return archs, dtype, precision
 
 
-def worker_describe(backend_name: str, device: str, precision: str) -> dict[str, Any]:
-    """Runs in a worker: a tiny model built on the device first, so that a device that
-    cannot be had fails here, as a person's error, before any case runs."""
-    from experiments.verify import _WORKER_BACKENDS
-
-    try:
-        if backend_name not in _WORKER_BACKENDS:
-            worker_init(backend_name)
-        backend = _WORKER_BACKENDS[backend_name]
-        spec = make_spec(ARCHITECTURES[0], input_size=1, **size_fields(ARCHITECTURES[0], 2))
-        backend.build(spec, spec.init_params(0), precision=precision, device=device)
-        return backend.describe(device=device, precision=precision)
-    except Exception as exc:
-        raise WorkerError(str(exc)) from None
-
-
-def verify_archs(
-    archs: Sequence[str], precision: str, device: str, seed: int, count: int, submit: Observer
-) -> list[dict[str, Any]]:
-    """One result object per architecture (the ``--json`` schema)."""
-    pending = []
-    for arch in archs:
-        cases = command_cases(arch, precision, seed, count)
-        pending.append((arch, cases, [(submit(REFERENCE, c), submit(OTHER, c)) for c in cases]))
-    reports = []
-    for arch, cases, futures in pending:
-        report: dict[str, Any] = {
-            "arch": arch,
-            "dtype": "float32" if precision == "tf32" else precision,
-            "device": device,
-            "precision": precision,
-            "cases": len(cases),
-        }
-        try:
-            per_case = [
-                compare(ref.result(), other.result(), precision, case.label)
-                for case, (ref, other) in zip(cases, futures, strict=True)
-            ]
-        except Exception as exc:  # a backend that raises is a failed verification, not a crash
-            report.update(passed=False, error=f"{type(exc).__name__}: {exc}", checks={})
-            reports.append(report)
-            continue
-        merged = merge(per_case)
-        report["passed"] = not failures(merged)
-        report["checks"] = {name: r.to_json() for name, r in merged.items()}
-        report["worst"] = {name: r.worst for name, r in merged.items() if not r.passed}
-        reports.append(report)
-    return reports
-
-
 def _fmt(value: float | None) -> str:
     return "inf" if value is None else f"{value:.2e}"
 
@@ -165,31 +97,6 @@ def print_table(reports: list[dict[str, Any]], header: str) -> None:
     print(f"{len(reports) - len(failed)}/{len(reports)} architectures agree; {summary}")
 
 
-@contextmanager
-def worker_observers(device: str, precision: str) -> Iterator[tuple[Observer, dict[str, dict[str, Any]]]]:
-    """One spawned worker process per backend: (submit, each backend's ``describe()``)."""
-    context = multiprocessing.get_context("spawn")
-    with ExitStack() as stack:
-        pools = {
-            name: stack.enter_context(
-                ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=worker_init, initargs=(name,))
-            )
-            for name in (REFERENCE, OTHER)
-        }
-        described = {name: pool.submit(worker_describe, name, device, precision) for name, pool in pools.items()}
-        env = {}
-        for name, future in described.items():
-            try:
-                env[name] = future.result()
-            except WorkerError as exc:
-                raise UserError("--device", f"{name} cannot run on {device}: {exc}") from None
-
-        def submit(backend: str, case: Case) -> Future[Any]:
-            return pools[backend].submit(observe_in_worker, backend, case, device)
-
-        yield submit, env
-
-
 def run(args: argparse.Namespace) -> int:
     archs, _, precision = resolve(args)
     with worker_observers(args.device, precision) as (submit, env):
@@ -209,4 +116,4 @@ def _version(name: str, describe: dict[str, Any]) -> str:
     return str(describe.get(f"{name}_version") or describe.get(name) or "")
 
 
-__all__ = ["CheckResult", "add_parser", "run", "verify_archs"]
+__all__ = ["add_parser", "run", "verify_archs", "worker_observers"]

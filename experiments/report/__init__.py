@@ -17,21 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.claims import analyze_all
-from experiments.claims.records import load_records
+from experiments.records.fields import load_records
 from experiments.report.figures import render
-from experiments.report.paper import (
-    claims_markdown,
-    hardware_table,
-    load_verify,
+from experiments.report.inventory import hardware_table, status_table
+from experiments.report.paper import paper_markdown
+from experiments.report.performance import (
     machine_fraction_table,
     overhead_table,
-    paper_markdown,
     performance_points_table,
     performance_table,
-    status_table,
-    verify_tables,
 )
 from experiments.report.tables import table_csv, table_markdown
+from experiments.report.verdicts import claims_markdown
+from experiments.report.verify import load_verify, verify_tables
 
 
 @dataclass

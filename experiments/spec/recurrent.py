@@ -48,7 +48,7 @@ from experiments.spec.common import (
     uniform,
 )
 
-Cell = Literal["rnn", "lstm", "gru"]
+CellType = Literal["rnn", "lstm", "gru"]  # the recurrent cell (not a grid cell: experiments.cell)
 GATES: dict[str, int] = {"rnn": 1, "lstm": 4, "gru": 3}
 GATE_NAMES: dict[str, tuple[str, ...]] = {"rnn": ("h",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
 # Values kept per step, layer and direction for backward by a plain implementation:
@@ -156,7 +156,7 @@ class RecurrentSpec(EncoderFields, ArchSpec):
     """``rnn``, ``lstm``, ``gru``; ``bilstm`` is ``lstm`` with ``bidirectional=True``."""
 
     arch: str = "lstm"
-    cell: Cell = "lstm"
+    cell: CellType = "lstm"
     head: HeadSpec = field(default_factory=HeadSpec)
 
     @classmethod

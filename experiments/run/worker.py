@@ -1,15 +1,15 @@
 """Worker processes: each holds exactly one backend and runs cells in it.
 
 The driver never imports a framework. ``WorkerProcess`` starts
-``python -m experiments.worker BACKEND RFD WFD``, a process of its own that loads
+``python -m experiments.run.worker BACKEND RFD WFD``, a process of its own that loads
 the backend once (``experiments.backend.load_backend``), then answers messages:
 pickled ``(tag, payload)`` tuples, length-prefixed, over two pipes (the worker's
 stdout and stderr go to a log file, so a library's printing cannot break the
-protocol). JAX workers start with ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` so that
-their memory readings mean something.
+protocol). JAX runs without preallocation (``jax_impl`` sets
+``XLA_PYTHON_CLIENT_PREALLOCATE=false`` before it imports jax) so that its memory readings mean something.
 
 Fresh workers: a process that has run no cell yet is *fresh*; ``execute`` tells
-the cell so (``measure.MemoryMeter`` then labels a CPU reading ``cpu_rss_fresh``:
+the cell so (``experiments.kinds.context``; ``MemoryMeter`` then labels a CPU reading ``cpu_rss_fresh``:
 the resident-memory high-water mark holds this cell's pages alone, none that an
 earlier cell freed) and records ``fresh_worker`` and ``worker_pid`` in the
 record's ``env``. A cell with the ``fresh_worker`` resource runs in such a process
@@ -27,6 +27,7 @@ replace ``torch`` or ``jax``, so it is no fallback for them.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import itertools
 import os
@@ -43,8 +44,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from experiments.backend import BACKENDS
+from experiments.backend import BACKENDS, load_backend
+from experiments.cell import CellResult, is_oom, jsonable
 from experiments.errors import UserError
+from experiments.kinds import get_kind
+from experiments.kinds.context import begin_worker, count_cell, fresh_process
+from experiments.records.envinfo import available_cores, host_env
 
 TEST_BACKENDS_ENV = "SEQBENCH_TEST_BACKENDS"
 _HEADER = struct.Struct("!Q")
@@ -62,12 +67,9 @@ def backend_modules() -> dict[str, str]:
     return modules
 
 
-# glibc's malloc serves blocks above 32 MiB with mmap and returns them on free, so a step that
-# needs a large temporary (XLA:CPU allocates one per execution: 80 MB for an LSTM at B=128, H=128,
-# T=100) page-faults all of it in again every step: 19.5k minor faults a step, measured. With
-# transparent huge pages for malloc's blocks that falls to ~600, and steps got faster in both
-# frameworks (LSTM B=128 H=128 T=100 on 2 cores: jax 80 -> 72 ms, torch 53 -> 45 ms). Both
-# backends' workers get it, so comparisons stay fair; records name it (env ``glibc_tunables``).
+# Huge pages for malloc's blocks: a step's large temporaries (XLA:CPU's above all) are otherwise
+# mmapped, freed and page-faulted in again every step. Both backends get it (fair comparisons) and
+# records name it (env ``glibc_tunables``); measured in benchmarks/NOTES.md.
 MALLOC_TUNABLES = "glibc.malloc.hugetlb=1"
 
 
@@ -78,7 +80,6 @@ def worker_env(backend: str) -> dict[str, str]:
     if "glibc.malloc.hugetlb" not in given:  # a setting of the user's wins
         env["GLIBC_TUNABLES"] = f"{given}:{MALLOC_TUNABLES}" if given else MALLOC_TUNABLES
     if backend == "jax":
-        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
         # one XLA CPU device per core the worker may use: jax_impl's training step splits a batch
         # over them (XLA otherwise runs a recurrent step on one core); OMP_NUM_THREADS=1 keeps one
         flags, cores = os.environ.get("XLA_FLAGS", ""), worker_cores()
@@ -89,8 +90,6 @@ def worker_env(backend: str) -> dict[str, str]:
 
 def worker_cores() -> int:
     """The cores a worker may use: OMP_NUM_THREADS where set (``reproduce --threads``), else its affinity."""
-    from experiments.envinfo import available_cores
-
     omp = os.environ.get("OMP_NUM_THREADS", "")
     return max(1, int(omp)) if omp.isdigit() else available_cores()
 
@@ -110,8 +109,6 @@ def load_named_backend(name: str) -> Any:
         os.environ.setdefault(key, value)
     modules = backend_modules()
     if name in BACKENDS:
-        from experiments.backend import load_backend
-
         backend = load_backend(name)
     elif name in modules:
         try:
@@ -125,33 +122,11 @@ def load_named_backend(name: str) -> Any:
 
 
 _described: dict[tuple[str, str], dict[str, Any]] = {}
-_cells_run: int | None = None  # cells (and ``call``s) this worker has run; None: not a worker process
-
-
-def begin_worker() -> None:
-    """Mark this process as a worker (``serve``, a Ray task): from here on it counts the cells it runs."""
-    global _cells_run
-    if _cells_run is None:
-        _cells_run = 0
-
-
-def _count_cell() -> None:
-    global _cells_run
-    if _cells_run is not None:
-        _cells_run += 1
-
-
-def fresh_process() -> bool:
-    """Whether this is a worker process that has run no cell yet (beyond its imports and backend
-    init, its memory holds nothing: no page an earlier cell freed). False outside a worker."""
-    return _cells_run == 0
 
 
 def _describe(backend: Any, device: str, precision: str) -> dict[str, Any]:
     key = (device, precision)
     if key not in _described:
-        from experiments.envinfo import host_env
-
         try:
             info = dict(backend.describe(device, precision))
         except Exception as exc:  # a describe failure must not lose the cell
@@ -170,10 +145,6 @@ def _error_text(exc: BaseException) -> str:
 def execute(backend: Any, cell: Any) -> dict[str, Any]:
     """Run one cell in this process: ``{status, path, metrics, error, worker_env}``; never raises
     for the cell's own failures (they become its status)."""
-    import gc
-
-    from experiments.cells import CellResult, get_kind, is_oom, jsonable
-
     fresh = fresh_process()  # read by measure.MemoryMeter during the cell, too
     started = time.perf_counter()
     try:
@@ -187,7 +158,7 @@ def execute(backend: Any, cell: Any) -> dict[str, Any]:
         status = "oom" if is_oom(exc) else "nan" if isinstance(exc, FloatingPointError) else "error"
         result = CellResult(metrics={}, status=status, error=_error_text(exc))
     finally:
-        _count_cell()
+        count_cell()
         gc.collect()
     return {
         "status": result.status,
@@ -245,9 +216,6 @@ def serve(backend_name: str, rfd: int, wfd: int, parent: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     try:
         backend = load_named_backend(backend_name)
-        from experiments.cells import load_kinds
-
-        load_kinds()
         begin_worker()
     except UserError as exc:
         _send(wfd, ("user_error", (exc.field, exc.problem, exc.fix)))
@@ -268,7 +236,7 @@ def serve(backend_name: str, rfd: int, wfd: int, parent: int) -> None:
             print(f"{CELL_MARK}{payload.key}: {payload.label()}", file=sys.stderr, flush=True)
             _send(wfd, ("result", execute(backend, payload)))
         elif tag == "call":  # (function path, args): for tools such as benchmarks/driver_overhead.py
-            _count_cell()  # whatever it allocated may stay cached: the process is no longer fresh
+            count_cell()  # whatever it allocated may stay cached: the process is no longer fresh
             module, _, func = payload[0].rpartition(".")
             try:
                 value = getattr(importlib.import_module(module), func)(backend, *payload[1])
@@ -336,7 +304,7 @@ class WorkerProcess:
                 [
                     sys.executable,
                     "-m",
-                    "experiments.worker",
+                    "experiments.run.worker",
                     self.backend,
                     str(to_child_r),
                     str(to_parent_w),
@@ -407,11 +375,11 @@ class WorkerProcess:
             _send(self._wfd, ("run", cell))
             tag, payload = self._receive(timeout, what=f"cell {cell.key}")
         except TimeoutError as exc:
-            return _failure("error", f"timed out: {exc}", started)
+            return failure_result("error", f"timed out: {exc}", started)
         except (WorkerDied, BrokenPipeError) as exc:
             after = oom_kill_count()
             oom = ooms is not None and after is not None and after > ooms
-            return _failure("oom" if oom else "error", str(exc), started)
+            return failure_result("oom" if oom else "error", str(exc), started)
         assert tag == "result", tag
         return payload
 
@@ -454,7 +422,7 @@ class WorkerProcess:
         self._rfd = self._wfd = -1
 
 
-def _failure(status: str, message: str, started: float) -> dict[str, Any]:
+def failure_result(status: str, message: str, started: float) -> dict[str, Any]:
     return {
         "status": status,
         "path": None,
@@ -466,6 +434,4 @@ def _failure(status: str, message: str, started: float) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from experiments.worker import serve as _serve
-
-    _serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))

@@ -11,12 +11,12 @@
   (``cpus``/``gpus`` grid keys). The driver starts a local Ray unless given an
   address. Tasks of different backends carry different ``runtime_env``s, and Ray
   never shares a worker process between runtime environments, so torch and jax
-  never meet in one process (``worker.load_named_backend`` refuses it anyway).
+  never meet in one process (``run.worker.load_named_backend`` refuses it anyway).
   A Ray worker keeps its backend loaded across the cells it runs, unless the cell
   asks for ``fresh_worker``: Ray reuses its worker processes across tasks, so such
   a cell runs as a task with ``max_calls=1`` (its Ray worker exits after it) in a
   runtime env of its own (no worker that ran other cells serves it); the worker
-  itself tells whether it ran a cell before (``worker.fresh_process``). Several
+  itself tells whether it ran a cell before (``kinds.context.fresh_process``). Several
   cells may run at once, so CPU timings under Ray share the machine.
 
 Both expose ``start(backends)`` (load every backend first: a missing framework is
@@ -34,7 +34,16 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from experiments.errors import UserError
-from experiments.worker import TEST_BACKENDS_ENV, WorkerDied, WorkerProcess, _failure, worker_env
+from experiments.kinds.context import begin_worker
+from experiments.run.worker import (
+    TEST_BACKENDS_ENV,
+    WorkerDied,
+    WorkerProcess,
+    execute,
+    failure_result,
+    load_named_backend,
+    worker_env,
+)
 
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 
@@ -86,7 +95,7 @@ class LocalExecutor:
                 worker.start()
             return worker.run(cell, timeout=timeout)
         except (WorkerDied, TimeoutError) as exc:  # the new worker failed to start: the cell's result
-            return _failure("error", str(exc), started)
+            return failure_result("error", str(exc), started)
         except BaseException:
             worker.kill()
             raise
@@ -117,8 +126,6 @@ class LocalExecutor:
 
 def _ray_run_cell(cell: Any) -> dict[str, Any]:
     """Body of a Ray task: runs in a Ray worker process dedicated to the cell's backend."""
-    from experiments.worker import begin_worker, execute, load_named_backend
-
     backend = load_named_backend(cell.backend)
     begin_worker()
     return execute(backend, cell)
@@ -130,8 +137,6 @@ def _ray_run_cell_fresh(cell: Any) -> dict[str, Any]:
 
 
 def _ray_load(backend: str) -> str:
-    from experiments.worker import begin_worker, load_named_backend
-
     load_named_backend(backend)
     begin_worker()
     return backend
@@ -195,7 +200,7 @@ class RayExecutor:
             if cpus > self._total.get("CPU", 0) or gpus > self._total.get("GPU", 0):
                 have = f"{self._total.get('CPU', 0):g} CPUs and {self._total.get('GPU', 0):g} GPUs"
                 message = f"the Ray cluster has {have}; the cell asks for {cpus} CPUs and {gpus} GPUs"
-                self._failed.append((cell, _failure("error", message, time.perf_counter())))
+                self._failed.append((cell, failure_result("error", message, time.perf_counter())))
                 continue
             opts = self._options(cell.backend, cpus, gpus, fresh=bool(cell.resources.get("fresh_worker")))
             ref = (self._run_fresh if cell.resources.get("fresh_worker") else self._run).options(**opts).remote(cell)
@@ -222,7 +227,7 @@ class RayExecutor:
                     continue
                 ray.cancel(ref, force=True)
                 del self._pending[ref]
-                yield cell, _failure("error", f"timed out after {cell.resources.get('timeout_s')} s", started)
+                yield cell, failure_result("error", f"timed out after {cell.resources.get('timeout_s')} s", started)
                 continue
             for ref in done:
                 cell, started = self._pending.pop(ref)
@@ -231,7 +236,7 @@ class RayExecutor:
                 except ray.exceptions.RayError as exc:  # the Ray worker died (crash, OOM) or the task failed
                     text = f"{type(exc).__name__}: {exc}".replace("\n", " | ")[:2000]
                     oom = "OutOfMemory" in type(exc).__name__ or "out of memory" in text.lower()
-                    result = _failure("oom" if oom else "error", text, started)
+                    result = failure_result("oom" if oom else "error", text, started)
                 yield cell, result
 
     def close(self, force: bool = False) -> None:

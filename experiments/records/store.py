@@ -9,8 +9,8 @@
 - ``append`` is append-if-absent: under the lock it reads what other drivers
   appended since, and skips a record whose key is already done, so two drivers
   on one store neither lose nor duplicate records.
-- ``claim(key)`` takes a per-cell lock file (``.claims/<key>``, ``flock``), so that
-  two drivers do not run the same cell at once; a dead driver's claims vanish with it.
+- ``reserve(key)`` takes a per-cell lock file (``.locks/<key>``, ``flock``), so that
+  two drivers do not run the same cell at once; a dead driver's locks vanish with it.
 - Non-finite floats are written as ``null``: every line is strict JSON.
 
 ``iter_records(results_dir)`` reads every record under a results folder.
@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 RECORDS = "records.jsonl"
-DONE_STATUSES = frozenset({"ok", "oom", "nan", "diverged", "error"})
 
 
 def strict(value: Any) -> Any:
@@ -68,10 +67,10 @@ class Store:
     def __init__(self, results_dir: str | Path, run_name: str) -> None:
         self.dir = Path(results_dir) / run_name
         self.path = self.dir / RECORDS
-        self.claims_dir = self.dir / ".claims"
+        self.locks_dir = self.dir / ".locks"
         self._offset = 0
         self._status: dict[str, set[str]] = {}
-        self._claims: dict[str, int] = {}
+        self._locks: dict[str, int] = {}
 
     # -- reading -----------------------------------------------------------------------
     def _read_new(self, fd: int | None = None) -> list[dict[str, Any]]:
@@ -165,13 +164,13 @@ class Store:
         finally:
             os.close(fd)
 
-    # -- claims ----------------------------------------------------------------------------
-    def claim(self, key: str, wait: bool = False) -> bool:
+    # -- per-cell locks --------------------------------------------------------------------
+    def reserve(self, key: str, wait: bool = False) -> bool:
         """Take the per-cell lock; False when another live driver holds it (and ``wait`` is off)."""
-        if key in self._claims:
+        if key in self._locks:
             return True
-        self.claims_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.claims_dir / key, os.O_RDWR | os.O_CREAT, 0o644)
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.locks_dir / key, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -179,21 +178,21 @@ class Store:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 return False
             raise
-        self._claims[key] = fd
+        self._locks[key] = fd
         return True
 
     def release(self, key: str) -> None:
-        fd = self._claims.pop(key, None)
+        fd = self._locks.pop(key, None)
         if fd is None:
             return
         try:
-            os.unlink(self.claims_dir / key)
+            os.unlink(self.locks_dir / key)
         except OSError:
             pass
         os.close(fd)
 
     def release_all(self) -> None:
-        for key in list(self._claims):
+        for key in list(self._locks):
             self.release(key)
 
 

@@ -1,10 +1,15 @@
 """Reading result records (DESIGN.md "Results") and picking fields out of them.
 
 A record is one JSON object per line in ``results/<run-name>/records.jsonl`` (see
-``experiments.store``). The loader reads them all in sorted run order, keeps the first
+``experiments.records.store``). The loader reads them all in sorted run order, keeps the first
 record of each ``key``, and returns them in that order, so that everything computed
 from them is deterministic. Non-finite numbers are stored as ``null``: ``fmetric``
 reads them back as NaN.
+
+Schema 2 records carry the grid's own size coordinates (``sizes``) and the device's
+name for both backends (``env.device_name``); the accessors read those directly. Schema 1
+records (every committed one; they are never rewritten) lack them, and the ``_schema1_*``
+fallbacks infer them the way readers always did.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ def load_records(results_dir: str | Path) -> list[Record]:
     ``_`` are scratch and skipped). One record per ``key``: the first ``ok`` one (a retried
     cell appends a second record after an ``error``), else the first, in order of first appearance;
     a cell stored by several grids serves the claims of all of them."""
-    from experiments.store import RECORDS, parse_lines
+    from experiments.records.store import RECORDS, parse_lines
 
     root = Path(results_dir)
     if not root.is_dir():
@@ -93,8 +98,20 @@ def seed(rec: Record) -> int:
     return int(rec.get("seed", cfg(rec, "seed", 0)))
 
 
+def schema(rec: Record) -> int:
+    return int(rec.get("schema", 1))
+
+
 def size(rec: Record) -> int | None:
-    """The width the grid's ``hidden`` axis sets: hidden_size, or d_model for a Transformer."""
+    """The grid's ``hidden`` coordinate (hidden_size, or d_model for a Transformer); None where the grid
+    set no hidden size (schema 2)."""
+    if schema(rec) >= 2:
+        return (rec.get("sizes") or {}).get("hidden")
+    return _schema1_size(rec)
+
+
+def _schema1_size(rec: Record) -> int | None:
+    """Schema 1 records lack ``sizes``: the spec field that ``fields_for_size`` set from the hidden size."""
     return spec(rec, "hidden_size", spec(rec, "d_model"))
 
 
@@ -108,9 +125,17 @@ def device(rec: Record) -> str:
 
 
 def device_name(rec: Record) -> str:
+    """The device's model name (the CPU's or the GPU's); the device kind where the record names none."""
     env = rec.get("env", {})
-    name = env.get("device_name") or (env.get("cpu") if device(rec) == "cpu" else None)
+    name = env.get("device_name") if schema(rec) >= 2 else _schema1_device_name(rec)
     return str(name) if name else device(rec)
+
+
+def _schema1_device_name(rec: Record) -> str | None:
+    """Schema 1: torch recorded the CPU's model, jax just "cpu" (kept: the report shows what was recorded);
+    a record with no device name falls back to the CPU model when it ran on the CPU."""
+    env = rec.get("env", {})
+    return env.get("device_name") or (env.get("cpu") if device(rec) == "cpu" else None)
 
 
 def exec_path(rec: Record) -> str:

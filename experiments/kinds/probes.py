@@ -1,4 +1,4 @@
-"""Cell kinds for measurements that are neither timing nor training (plugins of ``experiments.cells``).
+"""Cell kinds for measurements that are neither timing nor training.
 
 - ``grad_flow`` (claim L1): at initialisation, the norm of the loss gradient with respect
   to every input step, ||dL/dx_t|| (over the batch and the input features), for a loss on
@@ -21,8 +21,11 @@ from typing import Any
 import numpy as np
 
 from experiments.backend import Batch
-from experiments.cells import Cell, CellResult, register_cell_kind
+from experiments.cell import Cell, CellResult
 from experiments.errors import UserError
+from experiments.kinds.inputs import random_targets
+from experiments.kinds.registry import build_model, register_cell_kind
+from experiments.tasks import evaluate, load_task
 
 INPUT_SEED_OFFSET = 1_000_003  # the probe's inputs come from another stream than the weights
 
@@ -30,25 +33,18 @@ INPUT_SEED_OFFSET = 1_000_003  # the probe's inputs come from another stream tha
 def _inputs(cell: Cell, spec: Any) -> Batch:
     rng = np.random.default_rng(cell.seed + INPUT_SEED_OFFSET)
     b, t = cell.batch, int(cell.seq_len)
-    x = rng.normal(0.0, 1.0, size=(b, t, spec.input_size))
-    head = spec.head
-    if head.kind == "classify":
-        y = rng.integers(0, head.out_size, size=b)
-    elif head.kind == "regress":
-        y = rng.normal(0.0, 1.0, size=(b, head.out_size))
-    else:
+    if spec.head.kind not in ("classify", "regress"):
         raise UserError(
-            "head_kind", f"grad_flow needs a sequence-level head, not {head.kind!r}", "use classify or regress"
+            "head_kind", f"grad_flow needs a sequence-level head, not {spec.head.kind!r}", "use classify or regress"
         )
-    return Batch(x=x, lengths=np.full(b, t, dtype=np.int64), y=y)
+    x = rng.standard_normal((b, t, spec.input_size))  # (B, T, I)
+    return Batch(x=x, lengths=np.full(b, t, dtype=np.int64), y=random_targets(spec, b, t, rng))
 
 
 @register_cell_kind("grad_flow", settings={}, task="none")
 def grad_flow(backend: Any, cell: Cell) -> CellResult:
     spec = cell.build_spec()
-    model = backend.build(
-        spec, spec.init_params(cell.seed), precision=cell.precision, device=cell.device, path=cell.path
-    )
+    model = build_model(backend, cell, spec, spec.init_params(cell.seed))
     batch = _inputs(cell, spec)
     grads = backend.loss_and_grads(model, batch)
     g = np.asarray(grads.inputs, dtype=np.float64)  # (B, T, I)
@@ -79,9 +75,7 @@ def forget_gate(backend: Any, cell: Cell) -> CellResult:
         )
     if cell.seq_len < n:
         raise UserError("seq_len", f"must be >= forget_retention={n}, got {cell.seq_len}")
-    model = backend.build(
-        spec, spec.init_params(cell.seed), precision=cell.precision, device=cell.device, path=cell.path
-    )
+    model = build_model(backend, cell, spec, spec.init_params(cell.seed))
     out = backend.forward(model, _inputs(cell, spec), return_extras=True)
     gates = np.asarray(out.extras["gates"], dtype=np.float64)  # (L*D, B, T, 4H), order i, f, g, o
     h = spec.hidden_size
@@ -110,25 +104,19 @@ def attention_map(backend: Any, cell: Cell) -> CellResult:
     mean over sequences per position, and, for delayed recall, the mean weight on the cue's position.
     (Training here is a plain loop of ``Backend.train_step``; the ``train`` kind is the one that measures
     learning, with evaluation curves and divergence.)"""
-    from experiments.tasks import evaluate, load_task
-
     spec = cell.build_spec()
     if "attention" not in getattr(spec, "arch", ""):
         raise UserError("arch", "attention_map needs an attention architecture", "use attention_lstm")
     settings = cell.settings
     task = load_task(cell.task, seed=cell.data_seed, **cell.task_params)
-    model = backend.build(
-        spec, spec.init_params(cell.seed), precision=cell.precision, device=cell.device, path=cell.path
-    )
+    model = build_model(backend, cell, spec, spec.init_params(cell.seed))
     state = backend.make_train_state(model, cell.optimizer_spec(), seed=cell.seed)
     rng = np.random.default_rng([cell.seed, 2])
     loss = math.nan
     for _ in range(settings["steps"]):
         idx = rng.integers(0, len(task.train), size=cell.batch)
         loss = backend.loss_value(backend.train_step(state, backend.prepare_batch(state, task.train.batch(idx))))
-    trained = backend.build(
-        spec, backend.state_params(state), precision=cell.precision, device=cell.device, path=cell.path
-    )
+    trained = build_model(backend, cell, spec, backend.state_params(state))
     val = task.val.batch(np.arange(min(settings["eval_examples"], len(task.val))))
     out = backend.forward(trained, val, return_extras=True)
     weights = np.asarray(out.extras["attention"], dtype=np.float64)  # (B, T)

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from experiments.kinds.context import fresh_process
+
 SETTLED = 2.0  # a warm-up step is "settled" within this factor of the fastest one so far
 MAX_WARMUP_S = 60.0
 
@@ -152,7 +154,7 @@ class MemoryMeter:
     GPU: the backend's peak after ``reset_peak_memory`` (``mem_kind="device_peak"``).
     CPU: peak RSS since a high-water-mark reset, minus the RSS at ``start()``:
     ``mem_kind="cpu_rss_fresh"`` when ``fresh`` (this process has run no earlier
-    cell; default: ``experiments.worker.fresh_process()``), else ``"cpu_rss_delta"``;
+    cell; default: ``experiments.kinds.context.fresh_process()``), else ``"cpu_rss_delta"``;
     where the high-water mark cannot be reset, the process's lifetime peak minus the
     RSS at start (``"cpu_rss_lifetime_delta"``, fresh or not).
     """
@@ -169,8 +171,6 @@ class MemoryMeter:
             self.backend.reset_peak_memory(self.device)
             return
         if self.fresh is None:
-            from experiments.worker import fresh_process
-
             self.fresh = fresh_process()
         if not reset_rss_peak():
             self.kind = "cpu_rss_lifetime_delta"
@@ -194,11 +194,15 @@ _PEAKS: dict[tuple[int, str, str], float] = {}
 
 
 def peak_flops(backend: Any, device: str, precision: str) -> float | None:
-    """``backend.matmul_peak_flops`` measured once per worker process and (device, precision)."""
+    """The device's peak FLOP/s at ``precision``: 2 n^3 over the BEST time of ``backend.gemm_times``
+    (a peak is the best the machine does; both backends' GEMMs go through this one statistic),
+    measured once per worker process and (backend, device, precision). None when not measurable."""
     key = (id(backend), device, precision)
     if key not in _PEAKS:
         try:
-            value = float(backend.matmul_peak_flops(device, precision))
+            n, times = backend.gemm_times(device, precision)
+            best = min(times)
+            value = 2.0 * n**3 / best if best > 0 else math.nan
         except NotImplementedError:
             value = math.nan
         _PEAKS[key] = value

@@ -10,9 +10,7 @@ point (``seqbench run`` and ``seqbench reproduce`` call it). Order of work:
 4. run the cells; each result becomes one record appended to
    ``<results_dir>/<grid>/records.jsonl`` as soon as it arrives.
 
-A record (DESIGN.md): ``schema``, ``key``, ``claim_ids``, ``grid``, ``arch``,
-``backend``, ``path``, ``task``, ``kind``, ``config``, ``seed``, ``status``,
-``metrics``, ``env``; plus ``error`` when the cell failed and ``wall_s``.
+Records are built by ``experiments.records.build.make_record``.
 """
 
 from __future__ import annotations
@@ -24,53 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from experiments.cells import Cell
-from experiments.envinfo import driver_env, record_env
-from experiments.executors import make_executor
+from experiments.cell import Cell
 from experiments.grid import Grid, load_cells
-from experiments.store import Store
-
-SCHEMA = 1
-RECORD_KEYS: tuple[str, ...] = (
-    "schema",
-    "key",
-    "claim_ids",
-    "grid",
-    "arch",
-    "backend",
-    "path",
-    "task",
-    "kind",
-    "config",
-    "seed",
-    "status",
-    "metrics",
-    "env",
-)
-
-
-def make_record(cell: Cell, result: dict[str, Any], driver: dict[str, Any]) -> dict[str, Any]:
-    worker = result.get("worker_env") or {"device_kind": cell.device}
-    record = {
-        "schema": SCHEMA,
-        "key": cell.key,
-        "claim_ids": list(cell.claim_ids),
-        "grid": cell.grid,
-        "arch": cell.arch,
-        "backend": cell.backend,
-        "path": result.get("path"),
-        "task": cell.task,
-        "kind": cell.kind,
-        "config": cell.config,
-        "seed": cell.seed,
-        "status": result["status"],
-        "metrics": result.get("metrics") or {},
-        "env": record_env(driver, worker),
-        "wall_s": result.get("cell_s"),
-    }
-    if result.get("error"):
-        record["error"] = result["error"]
-    return record
+from experiments.records.build import make_record
+from experiments.records.envinfo import driver_env
+from experiments.records.store import Store
+from experiments.run.executors import make_executor
 
 
 @dataclass
@@ -246,7 +203,7 @@ def _drive(
             if store.done(cell.key, retry_errors):
                 skip()
                 continue
-            if not store.claim(cell.key, wait=wait):
+            if not store.reserve(cell.key, wait=wait):
                 deferred.append((store, cell))
                 continue
             store.refresh()  # another driver may have stored it before we claimed it

@@ -1,0 +1,1 @@
+"""The cost claims, one module a claim (sNN_<slug>.py), and what they share (common.py)."""

@@ -1,0 +1,144 @@
+"""What the learning-dynamics claims (L1-L17) share: scores, seed pairing, their records.
+
+Conventions:
+- A run's score is its final validation metric (accuracy, or MSE); ``error`` is
+  1 - accuracy or the MSE. A run that diverged or hit NaN is a result: it scores the
+  task's trivial baseline (what a model that learnt nothing gets). Cells that failed
+  with an error are left out and listed.
+- Comparisons between two settings are paired by seed (same data and initial weights
+  where the architectures allow) and reported as the mean difference with a Student-t
+  95% interval over seeds.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from experiments.claims import common as claims_common
+from experiments.claims.base import fmt
+from experiments.claims.stats import Estimate, mean_ci
+from experiments.claims.verdict import CONFIRMED, INCONCLUSIVE, NOT_RUN, REFUTED, Judgement, describe
+from experiments.records import fields as R
+from experiments.records.fields import Record
+
+FAILED = ("nan", "diverged")
+
+
+def is_classification(rec: Record) -> bool:
+    """Accuracy (higher is better) rather than MSE: the train cell's ``metric``, else the head."""
+    metric_name = R.metric(rec, "metric")
+    if metric_name is not None:
+        return metric_name == "accuracy"
+    return str(R.spec(rec, "head_kind", "classify")).endswith("classify")
+
+
+def usable(rec: Record) -> bool:
+    return R.ok(rec) or rec.get("status") in FAILED
+
+
+def failed(rec: Record) -> bool:
+    return rec.get("status") in FAILED or bool(R.metric(rec, "diverged", False))
+
+
+def score(rec: Record) -> float:
+    """Final validation metric; the trivial baseline's for a run that diverged or hit NaN."""
+    value = R.fmetric(rec, "final_val_metric")
+    if failed(rec) or not math.isfinite(value):
+        return R.fmetric(rec, "baseline_metric")
+    return value
+
+
+def error(rec: Record) -> float:
+    s = score(rec)
+    return 1.0 - s if is_classification(rec) else s
+
+
+def rel_error(rec: Record) -> float:
+    """Error over the trivial baseline's error: scale-free (1 = learnt nothing)."""
+    base = R.fmetric(rec, "baseline_metric")
+    base_err = 1.0 - base if is_classification(rec) else base
+    return error(rec) / base_err if base_err else math.nan
+
+
+def curve(rec: Record, name: str) -> tuple[list[float], list[float]]:
+    """A train cell's curve (``metrics["curves"][name]``: steps and values); empty when absent."""
+    data = (rec.get("metrics", {}).get("curves") or {}).get(name) or {}
+    steps, values = data.get("step") or [], data.get("value") or []
+    if len(steps) != len(values):
+        return [], []
+    return [float(x) for x in steps], [math.nan if v is None else float(v) for v in values]
+
+
+def per_seed(recs: Sequence[Record], fn: Callable[[Record], float]) -> dict[tuple[str, int], float]:
+    """fn per run, keyed by (backend, seed): a seed on each backend is a run of its own."""
+    out: dict[tuple[str, int], list[float]] = {}
+    for r in recs:
+        out.setdefault((R.backend(r), R.seed(r)), []).append(fn(r))
+    return {s: float(np.mean(v)) for s, v in sorted(out.items())}
+
+
+def paired(a: Sequence[Record], b: Sequence[Record], fn: Callable[[Record], float]) -> Estimate:
+    """mean over runs of fn(a) - fn(b), t interval; runs (backend, seed) present on both sides only."""
+    sa, sb = per_seed(a, fn), per_seed(b, fn)
+    common = sorted(set(sa) & set(sb))
+    return mean_ci([sa[s] - sb[s] for s in common])
+
+
+def seed_mean(recs: Sequence[Record], fn: Callable[[Record], float]) -> Estimate:
+    return mean_ci(list(per_seed(recs, fn).values()))
+
+
+def task_label(rec: Record) -> str:
+    name = str(R.cfg(rec, "task"))
+    extra = R.task_param(rec, "dataset") or R.task_param(rec, "series")
+    return f"{name}:{extra}" if extra else name
+
+
+def errored(rec: Record) -> bool:
+    """Failed with an error: the only cells a learning claim lists as not finished (a nan or diverged
+    run is a result, scored at the baseline)."""
+    return rec.get("status") == "error"
+
+
+finish = functools.partial(claims_common.finish, listed=errored)
+
+
+def train_records(
+    records: Sequence[Record], claim_id: str, kinds: tuple[str, ...] = ("train",)
+) -> tuple[list[Record], list[Record]]:
+    recs = R.select(records, claim_id, kinds=kinds)
+    return recs, [r for r in recs if usable(r)]
+
+
+def seeds_note(recs: Sequence[Record]) -> str:
+    seeds = sorted({R.seed(r) for r in recs})
+    return f"{len(seeds)} seeds ({', '.join(map(str, seeds))})"
+
+
+def absolute(est: Estimate) -> Estimate:
+    """|x| with its interval: [0, max|bound|] when the interval holds 0."""
+    if not est.has_ci:
+        return Estimate(abs(est.value), n=est.n)
+    a, b = abs(est.lo), abs(est.hi)
+    lo = 0.0 if est.lo <= 0 <= est.hi else min(a, b)
+    return Estimate(abs(est.value), lo, max(a, b), est.n, est.method)
+
+
+def judge_none(est: Estimate, margin: float, what: str) -> Judgement:
+    """No improvement claimed: confirmed when the interval stays below ``margin``."""
+    lo, hi = est.bounds()
+    if not math.isfinite(est.value):
+        return Judgement(NOT_RUN, "no measurement")
+    if hi < margin:
+        return Judgement(CONFIRMED, f"{what} {describe(est)} stays below +{fmt(margin)}")
+    if lo > margin:
+        return Judgement(REFUTED, f"{what} {describe(est)} improves by more than {fmt(margin)}")
+    return Judgement(INCONCLUSIVE, f"{what} {describe(est)} straddles +{fmt(margin)}; more seeds decide")
+
+
+def train_loss(rec: Record) -> float:
+    return R.fmetric(rec, "final_train_loss")

@@ -1,0 +1,99 @@
+"""L4: LSTM against GRU accuracy, by data size and T."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from experiments.claims.base import ClaimResult, Table, fmt, not_run
+from experiments.claims.common import by, device_rows
+from experiments.claims.learning.common import (
+    absolute,
+    error,
+    finish,
+    judge_none,
+    paired,
+    seed_mean,
+    task_label,
+    train_records,
+)
+from experiments.claims.readings import (
+    L4_COMPARABLE,
+)
+from experiments.claims.registry import claim
+from experiments.claims.verdict import (
+    Part,
+    describe,
+    judge_direction,
+)
+from experiments.records import fields as R
+from experiments.records.fields import Record
+
+
+@claim(
+    id="L4",
+    priority="P2",
+    source="002 (Q3), 003",
+    statement=(
+        "LSTM and GRU reach comparable accuracy; GRU does slightly better on small data; LSTM has an edge beyond "
+        "500 steps."
+    ),
+    measure="same tasks and budgets, LSTM vs GRU, small vs large training sets, T up to 1000.",
+    family="learning",
+)
+def analyze(records: Sequence[Record]) -> ClaimResult:
+    recs, okr = train_records(records, "L4")
+    if not okr:
+        return not_run("L4", "train cells of lstm and gru, small and large training sets, T up to 1000")
+    table_rows: list[list] = []
+
+    def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
+        parts, summary = [], []
+        for (task, t, n_train), grecs in by(
+            dev_recs, task_label, R.seq_len, lambda r: R.task_param(r, "n_train")
+        ).items():
+            archs = by(grecs, R.arch)
+            if "lstm" not in archs or "gru" not in archs:
+                continue
+            delta = paired(archs["gru"], archs["lstm"], lambda r: -error(r))
+            table_rows.append(
+                [
+                    dev,
+                    task,
+                    t,
+                    n_train,
+                    describe(seed_mean(archs["lstm"], error)),
+                    describe(seed_mean(archs["gru"], error)),
+                    describe(delta),
+                ]
+            )
+            j = judge_none(absolute(delta), L4_COMPARABLE.value, "|error gap|")
+            parts.append(Part(f"{task} T={t} n={n_train}: comparable", describe(delta), j.verdict, j.reason))
+            if t is not None and t > 500:
+                j = judge_direction(delta, null=0.0, sign=-1.0, what="GRU - LSTM (lower error is better)")
+                parts.append(Part(f"{task} T={t}: LSTM edge beyond 500", describe(delta), j.verdict, j.reason))
+            summary.append(f"{task} T={t} n={n_train}: GRU-LSTM error reduction {fmt(delta.value)}")
+        sizes = sorted({R.task_param(r, "n_train") for r in dev_recs if R.task_param(r, "n_train") is not None})
+        if sizes:
+            small = [r for r in dev_recs if R.task_param(r, "n_train") == sizes[0]]
+            sa = by(small, R.arch)
+            if "lstm" in sa and "gru" in sa:
+                delta = paired(sa["gru"], sa["lstm"], lambda r: -error(r))
+                j = judge_direction(delta, null=0.0, what="GRU error reduction on small data")
+                parts.append(
+                    Part(f"small data (n={sizes[0]}): GRU slightly better", describe(delta), j.verdict, j.reason)
+                )
+        return parts, "; ".join(summary)
+
+    rows, parts = device_rows(okr, judge)
+    table = Table(
+        "L4_lstm_vs_gru",
+        "L4: LSTM vs GRU final validation error",
+        ["device", "task", "T", "n_train", "LSTM error", "GRU error", "GRU error reduction (paired)"],
+        table_rows,
+    )
+    text = (
+        "Claimed: LSTM and GRU reach comparable accuracy "
+        f"(this suite: an error gap within {L4_COMPARABLE.value:g}); "
+        "GRU does slightly better on small data; LSTM has an edge beyond 500 steps."
+    )
+    return finish("L4", rows, parts, [table], [], text, recs)

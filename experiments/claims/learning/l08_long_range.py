@@ -1,0 +1,74 @@
+"""L8: Transformer against LSTM beyond 500 steps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from experiments.claims.base import ClaimResult, Table, fmt, not_run
+from experiments.claims.common import by, device_rows
+from experiments.claims.learning.common import (
+    finish,
+    paired,
+    score,
+    seed_mean,
+    task_label,
+    train_records,
+)
+from experiments.claims.registry import claim
+from experiments.claims.verdict import (
+    Part,
+    describe,
+    judge_direction,
+)
+from experiments.records import fields as R
+from experiments.records.fields import Record
+
+
+@claim(
+    id="L8",
+    priority="P2",
+    source="002 (Q1, Q6)",
+    statement="Beyond ~500–1000 steps attention/Transformers beat LSTMs.",
+    measure="a long-range task at T in {500, 1000, 2000}: accuracy and wall time.",
+    family="learning",
+)
+def analyze(records: Sequence[Record]) -> ClaimResult:
+    recs, okr = train_records(records, "L8")
+    if not okr:
+        return not_run("L8", "train cells of transformer and lstm on a long-range task, T in {500, 1000, 2000}")
+    table_rows: list[list] = []
+
+    def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
+        parts, summary = [], []
+        for (task, t), grecs in by(dev_recs, task_label, R.seq_len).items():
+            archs = by(grecs, R.arch)
+            if "transformer" not in archs or "lstm" not in archs:
+                continue
+            delta = paired(archs["transformer"], archs["lstm"], score)
+            wall = {a: seed_mean(v, lambda r: R.fmetric(r, "train_s")) for a, v in archs.items()}
+            table_rows.append(
+                [
+                    dev,
+                    task,
+                    t,
+                    describe(seed_mean(archs["lstm"], score)),
+                    describe(seed_mean(archs["transformer"], score)),
+                    describe(delta),
+                    fmt(wall["lstm"].value),
+                    fmt(wall["transformer"].value),
+                ]
+            )
+            j = judge_direction(delta, null=0.0, what="Transformer - LSTM")
+            parts.append(Part(f"{task} T={t}", describe(delta), j.verdict, j.reason))
+            summary.append(f"T={t}: {fmt(delta.value)}")
+        return parts, "; ".join(summary)
+
+    rows, parts = device_rows(okr, judge)
+    table = Table(
+        "L8_long_range",
+        "L8: Transformer vs LSTM on a long-range task",
+        ["device", "task", "T", "LSTM", "Transformer", "difference (paired)", "LSTM train s", "Transformer train s"],
+        table_rows,
+    )
+    text = "Claimed: beyond ~500-1000 steps attention/Transformers beat LSTMs."
+    return finish("L8", rows, parts, [table], [], text, recs)

@@ -1,0 +1,67 @@
+"""L16: diminishing returns beyond 4 stacked layers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from experiments.claims.base import ClaimResult, Table, fmt, not_run
+from experiments.claims.common import by, device_rows
+from experiments.claims.learning.common import (
+    error,
+    failed,
+    finish,
+    judge_none,
+    paired,
+    seed_mean,
+    task_label,
+    train_records,
+)
+from experiments.claims.readings import (
+    L16_DIMINISHING,
+)
+from experiments.claims.registry import claim
+from experiments.claims.verdict import (
+    Part,
+    describe,
+)
+from experiments.records import fields as R
+from experiments.records.fields import Record
+
+
+@claim(
+    id="L16",
+    priority="P3",
+    source="002 (Q5)",
+    statement="More than 4 stacked layers gives diminishing returns and is harder to train.",
+    measure="depth sweep 1–6.",
+    family="learning",
+)
+def analyze(records: Sequence[Record]) -> ClaimResult:
+    recs, okr = train_records(records, "L16")
+    if not okr:
+        return not_run("L16", "train cells over depth 1-6")
+    table_rows: list[list] = []
+
+    def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
+        parts, summary = [], []
+        for (task, a), trecs in by(dev_recs, task_label, R.arch).items():
+            ds = by(trecs, lambda r: R.spec(r, "num_layers"))
+            for d in sorted(ds):
+                table_rows.append([dev, task, a, d, describe(seed_mean(ds[d], error)), sum(failed(r) for r in ds[d])])
+            if 4 in ds and max(ds) > 4:
+                deep = max(ds)
+                gain = paired(ds[4], ds[deep], error)
+                j = judge_none(gain, L16_DIMINISHING.value, f"error reduction {4}->{deep} layers")
+                parts.append(Part(f"{task}: beyond 4 layers", describe(gain), j.verdict, j.reason))
+                summary.append(f"{task}: 4->{deep} {fmt(gain.value)}")
+        return parts, "; ".join(summary)
+
+    rows, parts = device_rows(okr, judge)
+    table = Table(
+        "L16_depth", "L16: error vs depth", ["device", "task", "arch", "layers", "error", "diverged runs"], table_rows
+    )
+    text = (
+        "Claimed: more than 4 stacked layers gives diminishing returns "
+        f"(here: under {L16_DIMINISHING.value:g} error reduction)."
+    )
+    return finish("L16", rows, parts, [table], [], text, recs)

@@ -1,0 +1,99 @@
+"""The paper's opening: the abstract, the suite (architectures, tasks, grids) and the methods."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from experiments.claims import CLAIMS
+from experiments.claims.base import ClaimResult
+from experiments.claims.verdict import NOT_RUN, VERDICTS
+from experiments.records import fields as R
+from experiments.records.fields import Record
+from experiments.report.inventory import hardware_table, precision_table, preset_names
+from experiments.report.tables import markdown, table_markdown
+
+
+def abstract(results: dict[str, ClaimResult], records: Sequence[Record], grids: dict[str, list[str]]) -> list[str]:
+    counts = Counter(res.verdict for res in results.values())
+    run = [cid for cid, res in results.items() if res.verdict != NOT_RUN]
+    dev_labels = [R.device_label(list(records), d) for d in R.devices(records)]
+    presets = preset_names(grids)
+    out = ["## Abstract", ""]
+    out.append(
+        f"Five articles about LSTMs, GRUs, bidirectional and attention models make {len(CLAIMS)} testable claims about "
+        f"cost and learning dynamics. seqbench implements the models twice, in PyTorch and in JAX/Flax, checks that "
+        f"both compute the same function, and tests each claim on real runs. This report rests on {len(records)} "
+        f"result records from {len(grids)} grids (presets: {', '.join(presets) or 'none'}), measured on "
+        f"{', '.join(dev_labels) or 'no device'}. Of the {len(CLAIMS)} claims, {len(run)} have records; their headline "
+        "verdicts: "
+        + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if v != NOT_RUN)
+        + f"; {counts.get(NOT_RUN, 0)} are not run yet."
+    )
+    if "quick" in presets and "full" not in presets:
+        out.append(
+            "\nEvery record comes from the `quick` preset: tiny budgets (few steps, small models and data sets, CPU), "
+            "meant to exercise every P1 claim in minutes. Its verdicts are provisional; the `full` preset on a GPU "
+            "decides."
+        )
+    out.append("")
+    return out
+
+
+def suite(records: Sequence[Record], grids: dict[str, list[str]]) -> list[str]:
+    from experiments.backend import BACKENDS
+    from experiments.spec import ARCHITECTURES
+    from experiments.tasks import task_names, task_summary
+
+    out = ["## 1. The suite", ""]
+    out.append(
+        f"Architectures (one spec, one PyTorch and one JAX implementation each): {', '.join(ARCHITECTURES)}. "
+        f"Backends: {', '.join(BACKENDS)}. Each backend runs in a worker process of its own."
+    )
+    out += ["", "Tasks (NumPy, seeded, train/validation/test splits, a trivial baseline each):", ""]
+    out += [f"- `{name}`: {task_summary(name)}" for name in task_names()]
+    out += ["", "Grids behind these records:", ""]
+    per_grid = Counter(str(r.get("grid")) for r in records)
+    out.append(
+        markdown(["grid", "presets", "records"], [[g, ", ".join(p) or "-", per_grid[g]] for g, p in grids.items()])
+    )
+    return out
+
+
+def methods(records: Sequence[Record]) -> list[str]:
+    return [
+        "## 2. Methods",
+        "",
+        "**Cost.** A bench cell times one training step (forward, backward, optimizer update) after warm-up: at "
+        "least 3 warm-up steps and until the step time settles (compile time is recorded on its own), then at least "
+        "20 timed steps or 1 s, the device synchronised after each step, alternating two input batches. The "
+        "median is reported with its interquartile range; ratios carry a 95% interval from the medians' standard "
+        "errors. Peak memory: the allocator's peak on a GPU; on a CPU, the worker's peak resident memory above its "
+        "level before the model was built: `cpu_rss_fresh` in a worker started for that cell (after two steps of "
+        "a tiny model of the same architecture, so that the framework's first use is not counted), `cpu_rss_delta` "
+        "in a worker reused across cells. FLOP/s use the specs' analytic FLOP counts; "
+        "the fraction of peak divides by a large GEMM measured in the same run.",
+        "",
+        "**Learning.** A train cell trains from the shared initial parameters (identical in both backends) with "
+        "the grid's optimizer and budget, evaluates on the validation split, and records the final and best "
+        "validation metric, the trivial baseline, steps to a task's threshold, divergence, and the curves. Claims "
+        "compare settings paired by seed over at least 3 seeds and report the mean with a Student-t 95% interval "
+        "(bootstrap over grid points where a claim pools them). A run that diverges is a result: it scores the "
+        "trivial baseline.",
+        "",
+        "**Probes.** `grad_flow` measures the norm of dL/dx_t for every step at initialisation (L1); `forget_gate` "
+        "reads the forget-gate activations at initialisation (L3).",
+        "",
+        "**Verdicts** follow CLAIMS.md: confirmed (direction and size as claimed; a single number within +-25%), "
+        "partly (direction only, or only in a regime the claim did not name), refuted (opposite direction, or no "
+        "effect where one was claimed, the interval excluding the claim), inconclusive (interval too wide). Where a "
+        'claim gives no number ("large", "drastically", "comparable"), the suite\'s reading is stated in the '
+        "claim's section. Cost verdicts are per device.",
+        "",
+        "**Hardware and software.**",
+        "",
+        table_markdown(hardware_table(records)),
+        "**Precision.** float32 is IEEE float32 (TF32 off) unless a record says `tf32`.",
+        "",
+        table_markdown(precision_table(records)),
+    ]

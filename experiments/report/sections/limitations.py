@@ -1,0 +1,108 @@
+"""Section 8: what the records cannot show, as the records themselves say it."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from experiments.claims import CLAIMS, readings
+from experiments.claims.base import ClaimResult, fmt
+from experiments.claims.verdict import NOT_RUN
+from experiments.records import fields as R
+from experiments.records.fields import Record
+
+NOISY_CV = 0.25  # a bench cell whose step times vary more than this is flagged as noisy
+CPU_MEMORY = (
+    "CPU memory is the growth of a worker's resident set. In a worker reused across cells (`cpu_rss_delta`) "
+    "it reuses pages that earlier cells freed and can read far below a step's need, so such memory parts are "
+    "shown but decide nothing. A fresh worker per cell (`cpu_rss_fresh`) makes the reading that cell's alone, "
+    "but it still follows glibc's allocator (blocks under 32 MiB kept in the heap, larger ones returned at "
+    "once), and a jax reading also holds XLA's compile-time memory (tens of MiB at every size); so CPU memory "
+    "parts are shown but decide nothing either way. GPU memory is the allocator's peak, and decides."
+)
+
+
+def max_seeds(records: Sequence[Record], cid: str) -> int:
+    """The most seeds any one configuration of claim ``cid`` ran with (0 without records)."""
+    groups: dict[str, set[int]] = {}
+    for r in records:
+        if not R.has_claim(r, cid):
+            continue
+        cfg = dict(r.get("config", {}))
+        cfg.pop("seed", None)
+        cfg.pop("data_seed", None)
+        groups.setdefault(json.dumps(cfg, sort_keys=True, default=str), set()).add(R.seed(r))
+    return max((len(s) for s in groups.values()), default=0)
+
+
+def _gpu(results: dict[str, ClaimResult]) -> str:
+    judged = [cid for cid, c in CLAIMS.items() if c.about_gpu and results[cid].verdict != NOT_RUN]
+    text = "No GPU records: every cost verdict here is a CPU verdict."
+    if judged:
+        text += f" For the claims about GPUs ({', '.join(judged)}) that is not the verdict the claim is about."
+    return text + " The `full` preset is the GPU grid."
+
+
+def _noisy(records: Sequence[Record]) -> list[str]:
+    bench = [r for r in records if R.kind(r) == "bench" and R.ok(r)]
+    noisy = [R.fmetric(r, "step_s_cv") for r in bench if R.fmetric(r, "step_s_cv") > NOISY_CV]
+    if not noisy:
+        return []
+    return [
+        f"{len(noisy)} of {len(bench)} bench cells timed steps whose coefficient of variation exceeds "
+        f"{NOISY_CV:g} (median {fmt(float(np.median(noisy)))}): noisy "
+        "timings, as when other processes share the cores. Their ratios' intervals account for the spread of "
+        "the steps, not for slow drifts of the machine's load between cells."
+    ]
+
+
+def _dirty(records: Sequence[Record]) -> list[str]:
+    commits = Counter(
+        (str((r.get("env") or {}).get("git_commit"))[:10], bool((r.get("env") or {}).get("git_dirty"))) for r in records
+    )
+    dirty = sum(n for (_, d), n in commits.items() if d)
+    if not dirty:
+        return []
+    shown = ", ".join(sorted({c for (c, d) in commits if d}))
+    return [
+        f"{dirty} records ran from a working tree with uncommitted changes to the code (on top of {shown}); "
+        "the records' configs are complete, but that code state is not in the history."
+    ]
+
+
+def limitations(results: dict[str, ClaimResult], records: Sequence[Record], presets: list[str]) -> list[str]:
+    lims: list[str] = []
+    if "quick" in presets:
+        lims.append(
+            "The `quick` preset runs tiny budgets on a CPU: few training steps, small hidden sizes and data "
+            "sets. Learning verdicts from it say what those budgets show, not what a tuned model reaches."
+        )
+    if "cuda" not in R.devices(records):
+        lims.append(_gpu(results))
+    not_run = [cid for cid, res in results.items() if res.verdict == NOT_RUN]
+    if not_run:
+        lims.append(f"Not run: {', '.join(not_run)}.")
+    bad = Counter(str(r.get("status")) for r in records if not R.ok(r))
+    if bad:
+        shown = ", ".join(f"{n} {s}" for s, n in sorted(bad.items()))
+        lims.append(f"Cells that did not finish ok (kept as results): {shown}.")
+    learning_backends = sorted({R.backend(r) for r in records if R.kind(r) == "train"})
+    if len(learning_backends) == 1:
+        lims.append(
+            f"Every training run here used the {learning_backends[0]} backend; the two backends' agreement "
+            "rests on `seqbench verify` and on the probes and bench cells run on both."
+        )
+    few = sorted({cid for cid, c in CLAIMS.items() if c.family == "learning" and max_seeds(records, cid) in (1, 2)})
+    if few:
+        lims.append(f"Fewer than 3 seeds for: {', '.join(few)}.")
+    lims += _noisy(records)
+    lims += _dirty(records)
+    lims.append(CPU_MEMORY)
+    lims.append(
+        f"Where a claim gives no number the suite states its reading ({readings.stated()}); "
+        "another reading could change those verdicts."
+    )
+    return ["## 8. Limitations", "", *[f"- {x}" for x in lims], ""]
