@@ -10,7 +10,8 @@ import pytest
 from _claims_helpers import bench
 from _driver_helpers import MiB, read_jsonl, use_fake, write_grid
 
-from experiments.claims import analyze, cost
+from experiments.claims import analyze
+from experiments.claims.cost import common as cost
 from experiments.claims.verdict import CONFIRMED, INCONCLUSIVE
 from experiments.cli import main
 from experiments.errors import UserError

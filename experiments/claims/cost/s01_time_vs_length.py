@@ -9,12 +9,7 @@ from experiments.claims.common import Timed, by, device_rows, finish, param_coun
 from experiments.claims.cost.common import bench_records
 from experiments.claims.registry import claim
 from experiments.claims.stats import divide
-from experiments.claims.verdict import (
-    Part,
-    describe,
-    judge_direction,
-    judge_single,
-)
+from experiments.claims.verdict import Part, describe, judge_direction, judge_single
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

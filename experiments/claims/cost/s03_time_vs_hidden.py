@@ -9,14 +9,7 @@ from experiments.claims.common import Timed, by, device_rows, finish
 from experiments.claims.cost.common import bench_records
 from experiments.claims.registry import claim
 from experiments.claims.stats import local_exponents, loglog_fit
-from experiments.claims.verdict import (
-    CONFIRMED,
-    INCONCLUSIVE,
-    PARTLY,
-    REFUTED,
-    Part,
-    describe,
-)
+from experiments.claims.verdict import CONFIRMED, INCONCLUSIVE, PARTLY, REFUTED, Part, describe
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

@@ -12,11 +12,7 @@ from experiments.claims.common import Timed, by, device_rows, finish
 from experiments.claims.cost.common import bench_records
 from experiments.claims.registry import claim
 from experiments.claims.stats import Estimate
-from experiments.claims.verdict import (
-    Part,
-    describe,
-    judge_direction,
-)
+from experiments.claims.verdict import Part, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

@@ -8,12 +8,7 @@ from experiments.claims.base import ClaimResult, FigureSpec, Panel, Series, Tabl
 from experiments.claims.common import by, device_rows, finish, param_count
 from experiments.claims.cost.common import architecture_ratio, bench_records, geometric_mean, pair_ratios
 from experiments.claims.registry import claim
-from experiments.claims.verdict import (
-    Part,
-    describe,
-    judge_range,
-    judge_single,
-)
+from experiments.claims.verdict import Part, describe, judge_range, judge_single
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

@@ -15,12 +15,7 @@ from experiments.claims.cost.common import (
     pair_ratios,
 )
 from experiments.claims.registry import claim
-from experiments.claims.verdict import (
-    Part,
-    describe,
-    judge_range,
-    judge_single,
-)
+from experiments.claims.verdict import Part, describe, judge_range, judge_single
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

@@ -10,11 +10,7 @@ from experiments.claims.common import Timed, by, device_rows, finish
 from experiments.claims.cost.common import bench_records
 from experiments.claims.readings import S8_LARGE
 from experiments.claims.registry import claim
-from experiments.claims.verdict import (
-    Part,
-    describe,
-    judge_range,
-)
+from experiments.claims.verdict import Part, describe, judge_range
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

@@ -9,11 +9,7 @@ from experiments.claims.base import ClaimResult, Table, fmt, not_run
 from experiments.claims.common import by, device_rows, finish, memory
 from experiments.claims.cost.common import GiB, cap_cpu_memory
 from experiments.claims.registry import claim
-from experiments.claims.verdict import (
-    CONFIRMED,
-    REFUTED,
-    Part,
-)
+from experiments.claims.verdict import CONFIRMED, REFUTED, Part
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

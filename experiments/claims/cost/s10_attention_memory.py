@@ -10,11 +10,7 @@ from experiments.claims.common import by, device_rows, finish, memory
 from experiments.claims.cost.common import bench_records, cap_cpu_memory, memory_records
 from experiments.claims.registry import claim
 from experiments.claims.stats import Estimate, local_exponents
-from experiments.claims.verdict import (
-    INCONCLUSIVE,
-    Part,
-    judge_single,
-)
+from experiments.claims.verdict import INCONCLUSIVE, Part, judge_single
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

@@ -10,11 +10,7 @@ from experiments.claims.common import Timed, by, device_rows, finish, memory
 from experiments.claims.cost.common import bench_records, cap_cpu_memory
 from experiments.claims.registry import claim
 from experiments.claims.stats import Estimate
-from experiments.claims.verdict import (
-    Part,
-    describe,
-    judge_direction,
-)
+from experiments.claims.verdict import Part, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

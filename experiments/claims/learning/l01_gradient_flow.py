@@ -9,15 +9,8 @@ import numpy as np
 
 from experiments.claims.base import ClaimResult, FigureSpec, Panel, Series, Table, fmt, not_run
 from experiments.claims.common import by, device_rows
-from experiments.claims.learning.common import (
-    finish,
-    per_seed,
-    seeds_note,
-    train_records,
-)
-from experiments.claims.readings import (
-    L1_VANISHED,
-)
+from experiments.claims.learning.common import finish, per_seed, seeds_note, train_records
+from experiments.claims.readings import L1_VANISHED
 from experiments.claims.registry import claim
 from experiments.claims.stats import Estimate, mean_ci
 from experiments.claims.verdict import (

@@ -22,11 +22,7 @@ from experiments.claims.learning.common import (
 )
 from experiments.claims.registry import claim
 from experiments.claims.stats import Estimate
-from experiments.claims.verdict import (
-    Part,
-    describe,
-    judge_range,
-)
+from experiments.claims.verdict import Part, describe, judge_range
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

@@ -16,15 +16,9 @@ from experiments.claims.learning.common import (
     task_label,
     train_records,
 )
-from experiments.claims.readings import (
-    L4_COMPARABLE,
-)
+from experiments.claims.readings import L4_COMPARABLE
 from experiments.claims.registry import claim
-from experiments.claims.verdict import (
-    Part,
-    describe,
-    judge_direction,
-)
+from experiments.claims.verdict import Part, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

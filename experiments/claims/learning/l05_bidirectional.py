@@ -20,12 +20,7 @@ from experiments.claims.learning.common import (
 )
 from experiments.claims.registry import claim
 from experiments.claims.stats import mean_ci
-from experiments.claims.verdict import (
-    Part,
-    describe,
-    judge_direction,
-    judge_single,
-)
+from experiments.claims.verdict import Part, describe, judge_direction, judge_single
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

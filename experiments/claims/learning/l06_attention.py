@@ -19,15 +19,9 @@ from experiments.claims.learning.common import (
     task_label,
     train_records,
 )
-from experiments.claims.readings import (
-    L6_NO_GAIN,
-)
+from experiments.claims.readings import L6_NO_GAIN
 from experiments.claims.registry import claim
-from experiments.claims.verdict import (
-    Part,
-    describe,
-    judge_range,
-)
+from experiments.claims.verdict import Part, describe, judge_range
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

@@ -6,24 +6,10 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, FigureSpec, Panel, Series, Table, not_run
 from experiments.claims.common import by, device_rows
-from experiments.claims.learning.common import (
-    finish,
-    rel_error,
-    seed_mean,
-    task_label,
-    train_records,
-)
-from experiments.claims.readings import (
-    L7_ACF_LENGTH,
-)
+from experiments.claims.learning.common import finish, rel_error, seed_mean, task_label, train_records
+from experiments.claims.readings import L7_ACF_LENGTH
 from experiments.claims.registry import claim
-from experiments.claims.verdict import (
-    CONFIRMED,
-    PARTLY,
-    REFUTED,
-    Part,
-    describe,
-)
+from experiments.claims.verdict import CONFIRMED, PARTLY, REFUTED, Part, describe
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

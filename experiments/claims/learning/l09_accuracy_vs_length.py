@@ -7,27 +7,10 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, FigureSpec, Panel, Series, Table, fmt, not_run
 from experiments.claims.common import by, device_rows
-from experiments.claims.learning.common import (
-    finish,
-    paired,
-    score,
-    seed_mean,
-    seeds_note,
-    task_label,
-    train_records,
-)
-from experiments.claims.readings import (
-    L9_LEARNT,
-    L9_PLATEAU,
-)
+from experiments.claims.learning.common import finish, paired, score, seed_mean, seeds_note, task_label, train_records
+from experiments.claims.readings import L9_LEARNT, L9_PLATEAU
 from experiments.claims.registry import claim
-from experiments.claims.verdict import (
-    CONFIRMED,
-    INCONCLUSIVE,
-    REFUTED,
-    Part,
-    describe,
-)
+from experiments.claims.verdict import CONFIRMED, INCONCLUSIVE, REFUTED, Part, describe
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

@@ -6,23 +6,10 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, Table, fmt, not_run
 from experiments.claims.common import by, device_rows
-from experiments.claims.learning.common import (
-    finish,
-    judge_none,
-    paired,
-    score,
-    seed_mean,
-    task_label,
-    train_records,
-)
-from experiments.claims.readings import (
-    L11_SOUND,
-)
+from experiments.claims.learning.common import finish, judge_none, paired, score, seed_mean, task_label, train_records
+from experiments.claims.readings import L11_SOUND
 from experiments.claims.registry import claim
-from experiments.claims.verdict import (
-    Part,
-    describe,
-)
+from experiments.claims.verdict import Part, describe
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

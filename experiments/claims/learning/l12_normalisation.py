@@ -17,15 +17,9 @@ from experiments.claims.learning.common import (
     task_label,
     train_records,
 )
-from experiments.claims.readings import (
-    L12_DRASTICALLY,
-)
+from experiments.claims.readings import L12_DRASTICALLY
 from experiments.claims.registry import claim
-from experiments.claims.verdict import (
-    Part,
-    describe,
-    judge_range,
-)
+from experiments.claims.verdict import Part, describe, judge_range
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

@@ -22,19 +22,10 @@ from experiments.claims.learning.common import (
     task_label,
     train_records,
 )
-from experiments.claims.readings import (
-    L13_CONVERGES,
-)
+from experiments.claims.readings import L13_CONVERGES
 from experiments.claims.registry import claim
 from experiments.claims.stats import Estimate, wilson
-from experiments.claims.verdict import (
-    CONFIRMED,
-    INCONCLUSIVE,
-    REFUTED,
-    Part,
-    describe,
-    judge_direction,
-)
+from experiments.claims.verdict import CONFIRMED, INCONCLUSIVE, REFUTED, Part, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

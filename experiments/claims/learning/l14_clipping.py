@@ -7,19 +7,10 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, Table, fmt, not_run
 from experiments.claims.common import by, device_rows
-from experiments.claims.learning.common import (
-    failed,
-    finish,
-    train_records,
-)
+from experiments.claims.learning.common import failed, finish, train_records
 from experiments.claims.registry import claim
 from experiments.claims.stats import Estimate, wilson
-from experiments.claims.verdict import (
-    INCONCLUSIVE,
-    Part,
-    describe,
-    judge_direction,
-)
+from experiments.claims.verdict import INCONCLUSIVE, Part, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

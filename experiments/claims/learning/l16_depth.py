@@ -16,14 +16,9 @@ from experiments.claims.learning.common import (
     task_label,
     train_records,
 )
-from experiments.claims.readings import (
-    L16_DIMINISHING,
-)
+from experiments.claims.readings import L16_DIMINISHING
 from experiments.claims.registry import claim
-from experiments.claims.verdict import (
-    Part,
-    describe,
-)
+from experiments.claims.verdict import Part, describe
 from experiments.records import fields as R
 from experiments.records.fields import Record
 

@@ -6,21 +6,9 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, Table, fmt, not_run
 from experiments.claims.common import by, device_rows
-from experiments.claims.learning.common import (
-    error,
-    finish,
-    paired,
-    seed_mean,
-    task_label,
-    train_loss,
-    train_records,
-)
+from experiments.claims.learning.common import error, finish, paired, seed_mean, task_label, train_loss, train_records
 from experiments.claims.registry import claim
-from experiments.claims.verdict import (
-    Part,
-    describe,
-    judge_direction,
-)
+from experiments.claims.verdict import Part, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
 
