@@ -18,7 +18,7 @@ from _driver_helpers import check_record, read_jsonl, use_fake, write_grid
 from experiments.cli import main
 from experiments.errors import UserError
 from experiments.grid import load_grid
-from experiments.records.build import RECORD_KEYS
+from experiments.records.build import RECORD_KEYS, SCHEMA
 from experiments.run.runner import run_grids
 
 GRID = """
@@ -69,6 +69,12 @@ def test_a_grid_runs_to_records_that_carry_the_contract(tmp_path: Path, fake) ->
         check_record(r)
         assert r["status"] == "ok" and r["path"] == "numpy" and r["claim_ids"] == ["S0"] and r["grid"] == "g"
         assert r["env"]["device_name"] == "fake numpy device" and r["env"]["executor"] == "local"
+    # the grid's own size coordinate travels with the record: no reader inverts fields_for_size
+    want = {(a, h) for a in ("lstm", "transformer") for h in (16, 32)}
+    assert {(r["arch"], r["sizes"]["hidden"]) for r in records} == want
+    assert all(r["schema"] == SCHEMA for r in records)
+    by_size = {(r["arch"], r["sizes"]["hidden"]): r["config"]["spec"] for r in records}
+    assert by_size[("lstm", 32)]["hidden_size"] == 32 and by_size[("transformer", 32)]["d_model"] == 32
     bench = [r for r in records if r["kind"] == "bench"]
     for r in bench:
         m = r["metrics"]

@@ -15,8 +15,8 @@ from experiments.claims.stats import Estimate, median_rel_se, ratio_estimate
 from experiments.claims.verdict import NOT_RUN, Part, Verdict, combine
 from experiments.records import fields as R
 from experiments.records.fields import Record
+from experiments.spec import ArchSpec, spec_from_dict
 
-TIMED_STEP_KEYS = ("timed_steps", "n_timed_steps", "steps_timed", "n_steps")
 CPU_NOTE_GPU_CLAIM = "CPU only: the claim is about GPUs; the GPU verdict is the one that counts"
 
 
@@ -24,10 +24,13 @@ CPU_NOTE_GPU_CLAIM = "CPU only: the claim is about GPUs; the GPU verdict is the 
 
 
 @functools.lru_cache(maxsize=1024)
-def _param_count(spec_json: str) -> int:
-    from experiments.spec import spec_from_dict
+def _spec_obj(spec_json: str) -> ArchSpec:
+    return spec_from_dict(json.loads(spec_json))
 
-    return int(spec_from_dict(json.loads(spec_json)).param_count())
+
+def spec_object(rec: Record) -> ArchSpec:
+    """The record's resolved spec as an ArchSpec (cached by its JSON)."""
+    return _spec_obj(json.dumps(rec["config"]["spec"], sort_keys=True))
 
 
 def param_count(rec: Record) -> int:
@@ -35,29 +38,16 @@ def param_count(rec: Record) -> int:
     value = R.metric(rec, "param_count")
     if value is not None:
         return int(value)
-    return _param_count(json.dumps(rec["config"]["spec"], sort_keys=True))
-
-
-@functools.lru_cache(maxsize=1024)
-def _spec_obj(spec_json: str):
-    from experiments.spec import spec_from_dict
-
-    return spec_from_dict(json.loads(spec_json))
-
-
-def spec_object(rec: Record):
-    return _spec_obj(json.dumps(rec["config"]["spec"], sort_keys=True))
+    return int(spec_object(rec).param_count())
 
 
 # -- timings ------------------------------------------------------------------------------------
 
 
 def timed_steps(rec: Record) -> int:
-    for key in TIMED_STEP_KEYS:
-        value = R.metric(rec, key)
-        if value is not None:
-            return int(value)
-    return 20
+    """How many steps the bench cell timed (20, the protocol's minimum, where a record lacks it)."""
+    value = R.metric(rec, "timed_steps")
+    return int(value) if value is not None else 20
 
 
 class Timed:

@@ -241,6 +241,8 @@ def serve(backend_name: str, rfd: int, wfd: int, parent: int) -> None:
             try:
                 value = getattr(importlib.import_module(module), func)(backend, *payload[1])
                 _send(wfd, ("value", value))
+            except UserError as exc:  # a person's mistake stays one: the caller re-raises it
+                _send(wfd, ("user_error", (exc.field, exc.problem, exc.fix)))
             except Exception as exc:
                 traceback.print_exc()
                 _send(wfd, ("call_error", _error_text(exc)))
@@ -266,6 +268,14 @@ _LOG_NUMBERS = itertools.count(1)  # worker log files: several WorkerProcess obj
 
 class WorkerDied(RuntimeError):
     pass
+
+
+class WorkerCallError(RuntimeError):
+    """``WorkerProcess.call``'s function raised in the worker: ``text`` is its error, as the worker wrote it."""
+
+    def __init__(self, backend: str, function: str, text: str) -> None:
+        self.backend, self.function, self.text = backend, function, text
+        super().__init__(f"{function} failed in the {backend} worker: {text}")
 
 
 class WorkerProcess:
@@ -384,14 +394,19 @@ class WorkerProcess:
         return payload
 
     def call(self, function: str, *args: Any, timeout: float | None = None) -> Any:
-        """Run ``function(backend, *args)`` (a dotted path) in the worker and return its value."""
+        """Run ``function(backend, *args)`` (a dotted path) in the worker and return its value.
+
+        A ``UserError`` raised there is raised here as one; any other error raises
+        ``WorkerCallError`` with the worker's text (some exceptions do not survive pickling)."""
         if not self.alive:
             self.start()
         self.cells_run += 1
         _send(self._wfd, ("call", (function, args)))
         tag, payload = self._receive(timeout, what=function)
+        if tag == "user_error":
+            raise UserError(*payload)
         if tag != "value":
-            raise RuntimeError(f"{function} failed in the {self.backend} worker: {payload}")
+            raise WorkerCallError(self.backend, function, str(payload))
         return payload
 
     def stop(self) -> None:

@@ -188,7 +188,7 @@ def ucr(
 
 
 @functools.lru_cache(maxsize=8)
-def _series_raw(name: str) -> np.ndarray:
+def series_values(name: str) -> np.ndarray:
     try:
         import statsmodels.api as sm
     except ImportError as exc:
@@ -224,7 +224,7 @@ def forecast(
     if series not in SERIES:
         raise UserError("series", f"unknown series {series!r}", f"use one of {', '.join(SERIES)}")
     check_choice("normalize", normalize, NORMALIZE)
-    values = _series_raw(series)
+    values = series_values(series)
     n = len(values)
     if seq_len < 1 or horizon < 1 or seq_len + horizon >= n * fractions[0]:
         raise UserError("seq_len", f"window {seq_len} + horizon {horizon} does not fit the train part of {series}")

@@ -136,10 +136,6 @@ class Case:
     label: str = ""
     checks: tuple[str, ...] = CHECKS
 
-    @property
-    def dtype(self) -> str:
-        return STORAGE_DTYPE[self.precision]
-
     def describe(self) -> str:
         b = self.batch
         return f"{self.label} B={b.x.shape[0]} T={b.x.shape[1]} lengths={b.lengths.tolist()} spec={self.spec}"
@@ -151,6 +147,7 @@ def representable(values: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def draw_lengths(chooser: Chooser, batch_size: int, seq_len: int, rng: np.random.Generator) -> np.ndarray:
+    """Per-row lengths: all ``seq_len``, all 1, or ragged with the last row of length 1."""
     mode = chooser.choice("lengths", ("full", "ragged", "ones"))
     if mode == "full":
         return np.full(batch_size, seq_len, dtype=np.int64)

@@ -57,7 +57,9 @@ def worker_observers(
         for name, future in described.items():
             try:
                 env[name] = future.result()
-            except RuntimeError as exc:  # the call's error, or the worker's death, as text
+            except UserError as exc:  # the backend's own word on the device
+                raise UserError("--device", f"{name} cannot run on {device}: {exc.problem}", exc.fix) from None
+            except RuntimeError as exc:  # another error in the call, or the worker's death, as text
                 raise UserError("--device", f"{name} cannot run on {device}: {exc}") from None
         yield submit, env
     except BaseException:

@@ -12,13 +12,12 @@ from experiments.claims.registry import claim
 from experiments.claims.verdict import CONFIRMED, PARTLY, REFUTED, Part, describe
 from experiments.records import fields as R
 from experiments.records.fields import Record
+from experiments.tasks.real import series_values
 
 
 def _acf_window(series: str, threshold: float = L7_ACF_LENGTH.value) -> int | None:
     """The first lag where the train segment's autocorrelation drops below ``threshold``."""
-    from experiments.tasks.real import _series_raw
-
-    values = _series_raw(series)
+    values = series_values(series)
     train = values[: round(len(values) * 0.7)]
     x = train - train.mean()
     denom = float((x * x).sum())
