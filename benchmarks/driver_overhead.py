@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from experiments.cell import Cell  # noqa: E402
 from experiments.commands.bench import bench_grid  # noqa: E402
 from experiments.kinds.inputs import random_batch  # noqa: E402
+from experiments.kinds.registry import build_model  # noqa: E402
 from experiments.run.worker import WorkerProcess  # noqa: E402
 
 BARE_WARMUP = 10
@@ -39,9 +40,7 @@ def bare_loop(backend, cell: Cell, steps: int) -> float:
     spec = cell.build_spec()
     rng = np.random.default_rng(cell.seed)
     host = [random_batch(spec, cell.batch, cell.seq_len, rng) for _ in range(cell.settings["n_batches"])]
-    model = backend.build(
-        spec, spec.init_params(cell.seed), precision=cell.precision, device=cell.device, path=cell.path
-    )
+    model = build_model(backend, cell, spec, spec.init_params(cell.seed))
     state = backend.make_train_state(model, cell.optimizer_spec(), seed=cell.seed)
     batches = [backend.prepare_batch(state, b) for b in host]
     for i in range(BARE_WARMUP):

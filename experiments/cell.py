@@ -117,7 +117,9 @@ class Cell:
         return self.config["precision"]
 
     @property
-    def path(self) -> str:
+    def path_choice(self) -> str:
+        """The fast-path switch the grid asked for (auto | on | off, or a backend's path name); the
+        path that really ran is the record's top-level ``path``."""
         return self.config["path"]
 
     @property

@@ -81,4 +81,4 @@ def get_kind(name: str) -> CellKind:
 
 def build_model(backend: Any, cell: Cell, spec: Any, params: dict[str, Any]) -> Any:
     """``backend.build`` with the cell's precision, device and fast-path switch: how every kind builds."""
-    return backend.build(spec, params, precision=cell.precision, device=cell.device, path=cell.path)
+    return backend.build(spec, params, precision=cell.precision, device=cell.device, path=cell.path_choice)

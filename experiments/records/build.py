@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.cell import Cell
+from experiments.cell import STATUSES, Cell
 from experiments.records.envinfo import record_env
 
 SCHEMA = 2
@@ -40,6 +40,8 @@ RECORD_KEYS: tuple[str, ...] = (
 def make_record(cell: Cell, result: dict[str, Any], driver: dict[str, Any]) -> dict[str, Any]:
     """``result``: a worker's answer (``status``, ``path``, ``metrics``, ``error``, ``worker_env``, ``cell_s``);
     ``driver``: ``envinfo.driver_env(executor)``."""
+    if result["status"] not in STATUSES:  # a kind's bug, not a result: never stored
+        raise ValueError(f"cell {cell.key}: status {result['status']!r} is none of {', '.join(STATUSES)}")
     worker = result.get("worker_env") or {"device_kind": cell.device}
     record = {
         "schema": SCHEMA,

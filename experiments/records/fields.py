@@ -56,7 +56,7 @@ def cfg(rec: Record, name: str, default: Any = None) -> Any:
     return rec.get("config", {}).get(name, default)
 
 
-def spec(rec: Record, name: str, default: Any = None) -> Any:
+def spec_field(rec: Record, name: str, default: Any = None) -> Any:
     return rec.get("config", {}).get("spec", {}).get(name, default)
 
 
@@ -112,7 +112,7 @@ def size(rec: Record) -> int | None:
 
 def _schema1_size(rec: Record) -> int | None:
     """Schema 1 records lack ``sizes``: the spec field that ``fields_for_size`` set from the hidden size."""
-    return spec(rec, "hidden_size", spec(rec, "d_model"))
+    return spec_field(rec, "hidden_size", spec_field(rec, "d_model"))
 
 
 def seq_len(rec: Record) -> int | None:

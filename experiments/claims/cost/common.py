@@ -64,7 +64,7 @@ def architecture_ratio(recs: Sequence[Record], num: str, den: str, count: Callab
     the range over those points as its interval; None where they share no point."""
     counts: dict[tuple, int] = {}
     for r in recs:
-        counts.setdefault((R.arch(r), R.size(r), R.spec(r, "input_size")), count(r))
+        counts.setdefault((R.arch(r), R.size(r), R.spec_field(r, "input_size")), count(r))
     ratios = [counts[(num, h, i)] / counts[(den, h, i)] for (a, h, i) in counts if a == num and (den, h, i) in counts]
     if not ratios:
         return None

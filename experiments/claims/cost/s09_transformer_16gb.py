@@ -33,7 +33,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
 
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
         parts, summary = [], []
-        for (be, layers), grecs in by(dev_recs, R.backend, lambda r: R.spec(r, "num_layers")).items():
+        for (be, layers), grecs in by(dev_recs, R.backend, lambda r: R.spec_field(r, "num_layers")).items():
             over = {}
             for t, trecs in by(grecs, R.seq_len).items():
                 if any(r.get("status") == "oom" for r in trecs):

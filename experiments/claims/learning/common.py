@@ -33,7 +33,7 @@ def is_classification(rec: Record) -> bool:
     metric_name = R.metric(rec, "metric")
     if metric_name is not None:
         return metric_name == "accuracy"
-    return str(R.spec(rec, "head_kind", "classify")).endswith("classify")
+    return str(R.spec_field(rec, "head_kind", "classify")).endswith("classify")
 
 
 def usable(rec: Record) -> bool:

@@ -38,7 +38,7 @@ def _log_ratio(rec: Record) -> float:
 def _variant(rec: Record) -> str:
     """The architecture, and its forget-gate bias when set (``lstm``, ``lstm b_f=1``): the claim is about
     the default initialisation; a set bias is reported beside it."""
-    bias = R.spec(rec, "forget_bias")
+    bias = R.spec_field(rec, "forget_bias")
     return R.arch(rec) if bias is None else f"{R.arch(rec)} b_f={bias:g}"
 
 

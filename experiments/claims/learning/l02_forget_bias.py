@@ -28,7 +28,7 @@ from experiments.records.fields import Record
 
 
 def _bias(rec: Record) -> float | None:
-    value = R.spec(rec, "forget_bias")
+    value = R.spec_field(rec, "forget_bias")
     return None if value is None else float(value)
 
 

@@ -30,7 +30,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
 
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
         parts, summary = [], []
-        for (be, n), grecs in by(dev_recs, R.backend, lambda r: R.spec(r, "forget_retention")).items():
+        for (be, n), grecs in by(dev_recs, R.backend, lambda r: R.spec_field(r, "forget_retention")).items():
             target = 0.5 ** (1.0 / n)
             f = seed_mean(grecs, lambda r: R.fmetric(r, "forget_mean"))
             kept = seed_mean(grecs, lambda r: R.fmetric(r, "retention_after_n"))

@@ -40,7 +40,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
         parts, summary = [], []
         for (task, a), trecs in by(dev_recs, task_label, R.arch).items():
-            ds = by(trecs, lambda r: R.spec(r, "num_layers"))
+            ds = by(trecs, lambda r: R.spec_field(r, "num_layers"))
             for d in sorted(ds):
                 table_rows.append([dev, task, a, d, describe(seed_mean(ds[d], error)), sum(failed(r) for r in ds[d])])
             if 4 in ds and max(ds) > 4:

@@ -30,7 +30,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
         parts, summary = [], []
         for (task, a), trecs in by(dev_recs, task_label, R.arch).items():
-            ps = by(trecs, lambda r: float(R.spec(r, "dropout", 0.0)))
+            ps = by(trecs, lambda r: float(R.spec_field(r, "dropout", 0.0)))
             for p in sorted(ps):
                 table_rows.append(
                     [dev, task, a, p, describe(seed_mean(ps[p], train_loss)), describe(seed_mean(ps[p], error))]
