@@ -96,7 +96,7 @@ class Side:
     step: Callable[[bool], float | None]
 
 
-# -- ours: through the backend object, as experiments/cells.py's bench cell ----------------------------
+# -- ours: through the backend object, as experiments/kinds/bench.py does ---------------------------
 
 
 def ours_side(backend: Any, spec: Any, params: dict[str, np.ndarray], host: list[Any]) -> tuple[Side, str]:

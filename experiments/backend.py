@@ -25,6 +25,9 @@ from experiments.errors import UserError
 from experiments.spec import ArchSpec, OptimizerSpec
 
 BACKENDS: dict[str, str] = {"torch": "torch_impl", "jax": "jax_impl"}
+# Test-only backends: "name=module,..." adds backends under new names for the test suite
+# (tests/_driver_helpers.py); it can never replace torch or jax, so it is no fallback for them.
+TEST_BACKENDS_ENV = "SEQBENCH_TEST_BACKENDS"
 
 # float32 means true IEEE float32 (TF32 off); tf32 is a named precision of its own.
 Precision = Literal["float64", "float32", "tf32", "bfloat16"]
@@ -134,6 +137,16 @@ class Backend(Protocol):
     def gemm_times(self, device: Device = "cpu", precision: Precision = "float32") -> tuple[int, list[float]]:
         """``n`` and the seconds of each repeat of an n x n GEMM at this precision, after a warm-up
         (``time_repeats``'s rule). No statistic and no cache: the driver takes the peak from them."""
+
+
+def backend_modules() -> dict[str, str]:
+    """Backend name -> module: ``experiments.backend.BACKENDS`` plus test-only additions."""
+    modules = dict(BACKENDS)
+    for item in os.environ.get(TEST_BACKENDS_ENV, "").split(","):
+        name, _, module = item.strip().partition("=")
+        if name and module and name not in modules:
+            modules[name] = module
+    return modules
 
 
 def load_backend(name: str) -> Backend:

@@ -38,7 +38,6 @@ class CellResult:
     error: str | None = None
 
 
-
 def jsonable(value: Any) -> Any:
     """NumPy scalars and arrays to plain Python; non-finite floats stay floats (JSON NaN/Infinity)."""
     if isinstance(value, Mapping):
@@ -179,7 +178,6 @@ class Cell:
         shown = {"kind", "arch", "backend", "seq_len", "hidden", "batch", "task", "precision", "seed"}
         parts += [f"{k}={v}" for k, v in self.coords.items() if k not in shown]
         return " ".join(parts)
-
 
 
 def finite(x: float | None) -> bool:

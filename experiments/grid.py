@@ -61,7 +61,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, TypeAdapter, ValidationError
 
-from experiments.backend import PRECISIONS
+from experiments.backend import PRECISIONS, backend_modules
 from experiments.cell import Cell
 from experiments.errors import UserError
 from experiments.kinds import CELL_KINDS, get_kind
@@ -232,8 +232,6 @@ def _display(path: Path) -> str:
 
 
 def _registered_backends() -> tuple[str, ...]:
-    from experiments.run.worker import backend_modules  # TODO(lead): experiments.backend
-
     return tuple(backend_modules())
 
 
@@ -287,9 +285,7 @@ class Grid:
         kinds = self._values_used("kind", axes, self.file.kind)
         for kind in kinds:
             if not isinstance(kind, str) or kind not in CELL_KINDS:
-                raise self._error(
-                    "kind", f"unknown cell kind {kind!r}", f"use one of {', '.join(sorted(CELL_KINDS))}"
-                )
+                raise self._error("kind", f"unknown cell kind {kind!r}", f"use one of {', '.join(sorted(CELL_KINDS))}")
         return kinds
 
     def _key_types(self, kinds: list[str]) -> dict[str, Any]:

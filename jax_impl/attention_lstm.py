@@ -17,7 +17,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from experiments.spec.attention_lstm import AttentionLSTMSpec
@@ -26,13 +25,11 @@ from jax_impl.layers import (
     KeyStream,
     Linear,
     Params,
-    SequenceModel,
     head_forward,
     linear,
-    load_params,
     valid_mask,
 )
-from jax_impl.recurrent import DEFAULT_UNROLL, EncoderParams, encoder_apply, pooled_final, resolve_path
+from jax_impl.recurrent import DEFAULT_UNROLL, EncoderModel, encoder_apply, pooled_final
 
 
 def attention_pool(spec: AttentionLSTMSpec, p: Params, o: Array, q: Array, mask: Array) -> tuple[Array, Array]:
@@ -87,25 +84,15 @@ class AdditiveAttention(nnx.Module):
         self.score = Linear(attn, 1, dtype, bias=False)
 
 
-class AttentionLSTMModel(SequenceModel):
-    """An LSTM encoder (``rnn``), ``attn`` (additive score only) and a linear ``head``."""
+class AttentionLSTMModel(EncoderModel):
+    """The LSTM encoder (``rnn``), ``attn`` (additive score only) and a linear ``head``."""
 
     apply = staticmethod(attention_lstm_apply)
 
-    def __init__(
-        self,
-        spec: AttentionLSTMSpec,
-        params: dict[str, np.ndarray] | None = None,
-        *,
-        precision: str = "float32",
-        path: str = "auto",
-        device: str = "cpu",
-        unroll: int = DEFAULT_UNROLL,
-    ) -> None:
-        path = resolve_path(path, "lstm", precision, device)
-        super().__init__(spec, precision=precision, device=device, path=path, unroll=int(unroll))
-        self.rnn = EncoderParams(spec, "lstm", self.dtype)
-        if spec.score == "additive":
-            self.attn = AdditiveAttention(spec.output_size, spec.attn_size, self.dtype)
-        self.head = Linear(spec.pooled_size, spec.head.out_size, self.dtype)
-        load_params(self, spec.init_params(0) if params is None else params)
+    def encoder_cell(self) -> str:
+        return "lstm"
+
+    def create_params(self, dtype: Any) -> None:
+        super().create_params(dtype)
+        if self.spec.score == "additive":
+            self.attn = AdditiveAttention(self.spec.output_size, self.spec.attn_size, dtype)

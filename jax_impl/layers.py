@@ -149,24 +149,48 @@ def check_dtypes(module: nnx.Module, dtype: Any) -> None:
 
 # -- the model base -----------------------------------------------------------------
 class SequenceModel(nnx.Module):
-    """What every model holds: its spec, precision, device and resolved execution path, and the
-    pure function of the flat parameters that ``__call__``, the backend's jits and the train step run.
+    """What every model holds: its spec, precision, device and resolved execution path, its canonical
+    parameters, and the pure function of them that ``__call__``, the backend's jits and the train step run.
 
     A subclass sets ``apply``, the family's ``(spec, params, x, lengths, *, path, train, key,
-    return_extras, **options) -> dict`` (outputs, pooled, logits, final_states, extras), creates
-    its parameter modules, then calls ``load_params(self, params)``. ``options`` are static
-    keyword arguments of ``apply`` beyond the path (the recurrent ``unroll``); they are part of
-    ``static_key``, which names one compiled configuration.
+    return_extras, **options) -> dict`` (outputs, pooled, logits, final_states, extras), and defines
+    ``choose_path`` (the switch or a path name -> the path it runs) and ``create_params`` (its
+    parameter modules, at the canonical names). ``options`` are static keyword arguments of
+    ``apply`` beyond the path (the recurrent ``unroll``), part of ``static_key``, which names one
+    compiled configuration. ``params`` None: the spec's ``init_params(0)``.
     """
 
     apply: Callable[..., dict[str, Any]]
 
-    def __init__(self, spec: ArchSpec, *, precision: str, device: str, path: str, **options: Any) -> None:
+    def __init__(
+        self,
+        spec: ArchSpec,
+        params: Mapping[str, Any] | None = None,
+        *,
+        precision: str = "float32",
+        path: str = "auto",
+        device: str = "cpu",
+        **options: Any,
+    ) -> None:
         self.spec = spec
         self.precision = precision
         self.device = device
-        self.path = path
-        self.options = tuple(options.items())
+        self.path = self.choose_path(path)
+        self.options = tuple(self.static_options(**options).items())
+        self.create_params(self.dtype)
+        load_params(self, spec.init_params(0) if params is None else params)
+
+    def choose_path(self, requested: str) -> str:
+        raise NotImplementedError
+
+    def static_options(self, **options: Any) -> dict[str, Any]:
+        """The static options with their defaults filled in; none unless a family has some."""
+        if options:
+            raise TypeError(f"{type(self).__name__} takes no options {sorted(options)}")
+        return {}
+
+    def create_params(self, dtype: Any) -> None:
+        raise NotImplementedError
 
     @property
     def dtype(self) -> Any:

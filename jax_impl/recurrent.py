@@ -31,7 +31,7 @@ from flax import nnx
 from experiments.errors import PathUnavailable
 from experiments.spec.recurrent import EncoderFields, RecurrentSpec, encoder_schema
 from jax_impl.kernels.scan import scan_layer
-from jax_impl.layers import Array, KeyStream, Linear, Params, SequenceModel, dropout, head_forward, load_params, param
+from jax_impl.layers import Array, KeyStream, Linear, Params, SequenceModel, dropout, head_forward, param
 
 EXECUTION_PATHS = ("scan", "scan_batch", "scan_feature", "reference")  # what ``execution_path`` names
 WEIGHT_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -206,26 +206,29 @@ class EncoderParams(nnx.Module):
             setattr(self, name, param(np.zeros(shape), dtype))
 
 
-class RecurrentModel(SequenceModel):
-    """``rnn``, ``lstm``, ``gru``, ``bilstm``: an encoder and a linear head.
+class EncoderModel(SequenceModel):
+    """The recurrent family's shared part: the encoder's parameters under ``rnn``, a linear ``head``,
+    its paths, and the scan's ``unroll`` (a static option)."""
 
+    def encoder_cell(self) -> str:
+        return self.spec.cell
+
+    def choose_path(self, requested: str) -> str:
+        return resolve_path(requested, self.encoder_cell(), self.precision, self.device)
+
+    def static_options(self, unroll: int = DEFAULT_UNROLL) -> dict[str, Any]:
+        return {"unroll": int(unroll)}
+
+    def create_params(self, dtype: Any) -> None:
+        self.rnn = EncoderParams(self.spec, self.encoder_cell(), dtype)
+        self.head = Linear(self.spec.head_features(), self.spec.head.out_size, dtype)
+
+
+class RecurrentModel(EncoderModel):
+    """``rnn``, ``lstm``, ``gru``, ``bilstm``: the encoder and a linear head.
+
+    ``RecurrentModel(spec, params, precision=..., path=..., device=..., unroll=...)``;
     ``model(x, lengths)`` returns a dict: outputs, pooled, logits, final_states, extras.
     """
 
     apply = staticmethod(recurrent_apply)
-
-    def __init__(
-        self,
-        spec: RecurrentSpec,
-        params: dict[str, np.ndarray] | None = None,
-        *,
-        precision: str = "float32",
-        path: str = "auto",
-        device: str = "cpu",
-        unroll: int = DEFAULT_UNROLL,
-    ) -> None:
-        path = resolve_path(path, spec.cell, precision, device)
-        super().__init__(spec, precision=precision, device=device, path=path, unroll=int(unroll))
-        self.rnn = EncoderParams(spec, spec.cell, self.dtype)
-        self.head = Linear(spec.head_features(), spec.head.out_size, self.dtype)
-        load_params(self, spec.init_params(0) if params is None else params)

@@ -40,7 +40,6 @@ from jax_impl.layers import (
     head_forward,
     layer_norm,
     linear,
-    load_params,
     param,
     sinusoidal_table,
     valid_mask,
@@ -183,17 +182,11 @@ class TransformerModel(SequenceModel):
 
     apply = staticmethod(transformer_apply)
 
-    def __init__(
-        self,
-        spec: TransformerSpec,
-        params: dict[str, np.ndarray] | None = None,
-        *,
-        precision: str = "float32",
-        path: str = "auto",
-        device: str = "cpu",
-    ) -> None:
-        super().__init__(spec, precision=precision, device=device, path=resolve_path(path, spec, precision))
-        dtype = self.dtype
+    def choose_path(self, requested: str) -> str:
+        return resolve_path(requested, self.spec, self.precision)
+
+    def create_params(self, dtype: Any) -> None:
+        spec = self.spec
         self.input_proj = Linear(spec.input_size, spec.d_model, dtype)
         if spec.positional == "learned":
             self.pos_embedding = param(np.zeros((spec.max_len, spec.d_model)), dtype)
@@ -201,4 +194,3 @@ class TransformerModel(SequenceModel):
         if spec.norm_first:
             self.final_norm = LayerNorm(spec.d_model, dtype)
         self.head = Linear(spec.head_features(), spec.head.out_size, dtype)
-        load_params(self, spec.init_params(0) if params is None else params)

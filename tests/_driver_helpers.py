@@ -4,7 +4,7 @@ The ``fake`` backend implements the ``Backend`` protocol with a linear model
 over the inputs (it learns a little, so train cells mean something), plus a
 little busy work per step so that timings are not zero. It is reachable only
 through ``SEQBENCH_TEST_BACKENDS=fake=tests._driver_helpers`` (see
-``experiments.run.worker.backend_modules``), never under a production name.
+``experiments.backend.backend_modules``), never under a production name.
 
 It also registers the cell kind ``alloc_for_test`` (loaded wherever this module is:
 the driver of a test and the ``fake`` workers): it takes ``alloc_mb`` MiB from a

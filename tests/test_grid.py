@@ -298,6 +298,6 @@ def test_test_backends_are_named_apart_and_never_replace_real_ones(tmp_path: Pat
     use_fake(monkeypatch)
     assert {c.backend for c in cells_of(tmp_path, text)} == {"fake"}
     monkeypatch.setenv("SEQBENCH_TEST_BACKENDS", "torch=tests._driver_helpers")
-    from experiments.run.worker import backend_modules
+    from experiments.backend import backend_modules
 
     assert backend_modules()["torch"] == "torch_impl"

@@ -74,7 +74,7 @@ def _imports(path: Path) -> list[str]:
 @pytest.mark.parametrize("package", BACKEND_PACKAGES)
 def test_backend_sources_import_only_the_spec_side_of_experiments(package: str) -> None:
     other = "jax_impl" if package == "torch_impl" else "torch_impl"
-    for path in sorted((ROOT / package).glob("*.py")):
+    for path in sorted((ROOT / package).rglob("*.py")):
         for name in _imports(path):
             assert name.split(".")[0] != other, f"{path.name} imports {name}"
             if name.split(".")[0] == "experiments":

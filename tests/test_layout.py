@@ -125,9 +125,7 @@ def test_no_import_cycle_among_the_project_modules() -> None:
     graph = import_graph()
     assert len(graph) > 50, "the module walk found too few modules"
     found = cycles(graph)
-    assert not found, "import cycles (function-level imports included): " + "; ".join(
-        " <-> ".join(c) for c in found
-    )
+    assert not found, "import cycles (function-level imports included): " + "; ".join(" <-> ".join(c) for c in found)
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -219,3 +219,10 @@ min_time_s = 0.05
         assert r["env"]["backend"] == r["backend"] and r["path"]
         assert r["metrics"]["peak_mem_bytes"] is not None and r["metrics"]["peak_fraction"] > 0
     assert records[0]["env"]["host"] == records[1]["env"]["host"]
+
+
+def test_the_environment_manifest_looks_for_git_at_the_repository_root() -> None:
+    from experiments.records import envinfo
+
+    # git_dirty checks `experiments`, `torch_impl`, `jax_impl` relative to REPO: it must be the root
+    assert all((envinfo.REPO / name).is_dir() for name in ("experiments", "torch_impl", "jax_impl"))

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from experiments.spec.attention_lstm import AttentionLSTMSpec
-from torch_impl.layers import Output, SequenceModel, make_head, valid_mask
-from torch_impl.recurrent import fast_path_name, make_encoder, pool_final, run_encoder, use_reference
+from torch_impl.layers import Output, make_head, valid_mask
+from torch_impl.recurrent import EncoderModel, pool_final
 
 
 class AdditiveAttention(nn.Module):
@@ -42,18 +42,13 @@ def attention_pool(
     return context, weights
 
 
-class AttentionLSTMModel(SequenceModel):
-    """An ``nn.LSTM`` named ``rnn``, ``attn`` (additive score only) and a linear ``head``."""
+class AttentionLSTMModel(EncoderModel):
+    """The LSTM encoder, ``attn`` (additive score only) and a linear ``head``."""
 
     def __init__(self, spec: AttentionLSTMSpec, path: str = "auto") -> None:
-        super().__init__(spec, path)
-        self.directions = spec.directions
-        self.rnn = make_encoder(spec, "lstm")
+        super().__init__(spec, "lstm", path)
         self.attn = AdditiveAttention(spec.output_size, spec.attn_size) if spec.score == "additive" else None
         self.head = make_head(spec)
-
-    def execution_path(self) -> str:
-        return "reference" if self.path == "off" else fast_path_name(self.rnn)
 
     def forward(
         self,
@@ -63,11 +58,9 @@ class AttentionLSTMModel(SequenceModel):
         return_extras: bool = False,
     ) -> Output:
         """``lengths`` (B,) int64 on the CPU or None (all full); ``mask`` (B, T) on the device, or derived."""
-        enc = run_encoder(
-            self.rnn, "lstm", x, lengths, reference=use_reference(self.path, return_extras), want_gates=return_extras
-        )
-        o = enc.outputs
-        q = pool_final(enc.h, self.directions)
+        enc = self.encode(x, lengths, return_extras)
+        o = enc.outputs  # (B, T, D)
+        q = pool_final(enc.h, self.directions)  # (B, D)
         if lengths is not None and mask is None:
             mask = valid_mask(lengths.to(x.device), x.shape[1])
         scores = self.attn(o, q) if self.attn is not None else torch.bmm(o, q[:, :, None]).squeeze(-1)

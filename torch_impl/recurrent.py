@@ -196,19 +196,31 @@ def reference_encoder(
 # -- the model --------------------------------------------------------------------------------------
 
 
-class RecurrentModel(SequenceModel):
-    """rnn / lstm / gru / bilstm: an ``nn.RNN/LSTM/GRU`` named ``rnn`` and a linear ``head``."""
+class EncoderModel(SequenceModel):
+    """The recurrent family's shared part: an ``nn.RNN/LSTM/GRU`` named ``rnn`` and its paths."""
 
-    def __init__(self, spec: RecurrentSpec, path: str = "auto") -> None:
+    def __init__(self, spec: EncoderFields, cell: str, path: str = "auto") -> None:
         super().__init__(spec, path)
-        self.cell = spec.cell
+        self.cell = cell
         self.directions = spec.directions
-        self.per_step = spec.head.per_step
-        self.rnn = make_encoder(spec, spec.cell)
-        self.head = make_head(spec)
+        self.rnn = make_encoder(spec, cell)
 
     def execution_path(self) -> str:
         return "reference" if self.path == "off" else fast_path_name(self.rnn)
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor | None, return_extras: bool) -> EncoderOut:
+        """The encoder on the path this call takes (gates need the reference path)."""
+        reference = use_reference(self.path, return_extras)
+        return run_encoder(self.rnn, self.cell, x, lengths, reference=reference, want_gates=return_extras)
+
+
+class RecurrentModel(EncoderModel):
+    """rnn / lstm / gru / bilstm: the encoder and a linear ``head``."""
+
+    def __init__(self, spec: RecurrentSpec, path: str = "auto") -> None:
+        super().__init__(spec, spec.cell, path)
+        self.per_step = spec.head.per_step
+        self.head = make_head(spec)
 
     def forward(
         self,
@@ -218,15 +230,8 @@ class RecurrentModel(SequenceModel):
         return_extras: bool = False,
     ) -> Output:
         """``lengths`` (B,) int64 on the CPU or None (all full); ``mask`` is not needed here."""
-        enc = run_encoder(
-            self.rnn,
-            self.cell,
-            x,
-            lengths,
-            reference=use_reference(self.path, return_extras),
-            want_gates=return_extras,
-        )
-        pooled = pool_final(enc.h, self.directions)
+        enc = self.encode(x, lengths, return_extras)
+        pooled = pool_final(enc.h, self.directions)  # (B, D*H)
         logits = self.head(enc.outputs if self.per_step else pooled)
         extras = {"gates": enc.gates} if return_extras else {}
         return Output(enc.outputs, pooled, logits, enc.h, enc.c, extras)

@@ -9,10 +9,10 @@ Attention paths (the ``auto | on | off`` switch):
   probabilities stored (what the spec's ``stored_activations(attention_path="reference")``
   counts).
 
-Mapping to ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` (the tests build one from
-our parameters, ``tests/_torch_helpers.py`` ``torch_encoder_layer``): its packed ``self_attn.in_proj_weight`` (3d, d) is
-``concat([q_proj.weight, k_proj.weight, v_proj.weight], dim=0)`` and ``in_proj_bias``
-(3d,) is ``concat([q_proj.bias, k_proj.bias, v_proj.bias])``; ``self_attn.out_proj``,
+Mapping to ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` (the tests build one from our
+parameters: ``torch_encoder_layer`` in ``tests/_torch_helpers.py``): its packed
+``self_attn.in_proj_weight`` (3d, d) is ``concat([q_proj.weight, k_proj.weight, v_proj.weight], dim=0)``
+and ``in_proj_bias`` (3d,) is ``concat([q_proj.bias, k_proj.bias, v_proj.bias])``; ``self_attn.out_proj``,
 ``linear1``, ``linear2``, ``norm1``, ``norm2`` carry over under the same names.
 ``input_proj``, positions, ``final_norm``, pooling and the head have no counterpart there.
 """

@@ -124,5 +124,3 @@ def bench_cell(backend: Any, cell: Cell) -> CellResult:
         "final_loss": loss,
     }
     return CellResult(metrics=metrics, status="ok" if finite(loss) else "nan", path=path)
-
-

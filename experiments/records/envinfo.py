@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import experiments
+from experiments.backend import cpu_name
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # experiments/records/envinfo.py -> the repository
 
 
 def _git(*args: str) -> str | None:
@@ -42,26 +43,6 @@ def git_info() -> dict[str, Any]:
             is not None
         )
     return {"git_commit": commit, "git_dirty": dirty}
-
-
-@functools.cache
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity), not the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def host_env() -> dict[str, Any]:

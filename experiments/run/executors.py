@@ -33,10 +33,10 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from experiments.backend import TEST_BACKENDS_ENV
 from experiments.errors import UserError
 from experiments.kinds.context import begin_worker
 from experiments.run.worker import (
-    TEST_BACKENDS_ENV,
     WorkerDied,
     WorkerProcess,
     execute,

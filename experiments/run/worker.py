@@ -44,27 +44,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from experiments.backend import BACKENDS, load_backend
+from experiments.backend import BACKENDS, TEST_BACKENDS_ENV, available_cores, backend_modules, load_backend
 from experiments.cell import CellResult, is_oom, jsonable
 from experiments.errors import UserError
 from experiments.kinds import get_kind
 from experiments.kinds.context import begin_worker, count_cell, fresh_process
-from experiments.records.envinfo import available_cores, host_env
+from experiments.records.envinfo import host_env
 
-TEST_BACKENDS_ENV = "SEQBENCH_TEST_BACKENDS"
 _HEADER = struct.Struct("!Q")
 LOG_TAIL_CHARS = 2000
 CELL_MARK = "--- cell "
-
-
-def backend_modules() -> dict[str, str]:
-    """Backend name -> module: ``experiments.backend.BACKENDS`` plus test-only additions."""
-    modules = dict(BACKENDS)
-    for item in os.environ.get(TEST_BACKENDS_ENV, "").split(","):
-        name, _, module = item.strip().partition("=")
-        if name and module and name not in modules:
-            modules[name] = module
-    return modules
 
 
 # Huge pages for malloc's blocks: a step's large temporaries (XLA:CPU's above all) are otherwise
