@@ -29,7 +29,7 @@ from jax_impl.layers import (
     linear,
     valid_mask,
 )
-from jax_impl.recurrent import DEFAULT_UNROLL, EncoderModel, encoder_apply, pooled_final
+from jax_impl.recurrent import DEFAULT_UNROLL, EncoderModel, encoder_apply, pool_final
 
 
 def attention_pool(spec: AttentionLSTMSpec, p: Params, o: Array, q: Array, mask: Array) -> tuple[Array, Array]:
@@ -61,7 +61,7 @@ def attention_lstm_apply(
 ) -> dict[str, Any]:
     keys = KeyStream(key if train else None)
     enc = encoder_apply(spec, "lstm", p, x, lengths, path=path, keys=keys, want_gates=return_extras, unroll=unroll)
-    q = pooled_final(spec, enc["h"])
+    q = pool_final(enc["h"], 2 if spec.bidirectional else 1)  # (B, D)
     mask = valid_mask(lengths, x.shape[1])
     context, weights = attention_pool(spec, p, enc["outputs"], q, mask)
     logits = head_forward(p, context)

@@ -167,11 +167,11 @@ def encoder_apply(
     }
 
 
-def pooled_final(enc: EncoderFields, h_n: Array) -> Array:
-    """The last layer's final h of each direction, concatenated (forward, reverse)."""
-    dirs = 2 if enc.bidirectional else 1
-    last = h_n[-dirs:]
-    return jnp.concatenate(list(last), axis=-1) if dirs == 2 else last[0]
+def pool_final(h: Array, directions: int) -> Array:
+    """The last layer's final h per direction, concatenated (forward, reverse): (B, D*H)."""
+    if directions == 1:
+        return h[-1]
+    return jnp.concatenate((h[-2], h[-1]), axis=-1)
 
 
 def recurrent_apply(
@@ -188,7 +188,7 @@ def recurrent_apply(
 ) -> dict[str, Any]:
     keys = KeyStream(key if train else None)
     enc = encoder_apply(spec, spec.cell, p, x, lengths, path=path, keys=keys, want_gates=return_extras, unroll=unroll)
-    pooled = pooled_final(spec, enc["h"])
+    pooled = pool_final(enc["h"], 2 if spec.bidirectional else 1)  # (B, D*H)
     logits = head_forward(p, enc["outputs"] if spec.head.per_step else pooled)
     final = {"h": enc["h"]}
     if enc["c"] is not None:

@@ -75,7 +75,7 @@ def test_axes_expand_in_order_and_sizes_map_to_spec_fields(tmp_path: Path) -> No
     assert lstm.spec_dict["hidden_size"] == 32 and lstm.spec_dict["num_layers"] == 2
     for name, value in size_fields("transformer", 32).items():
         assert tr.spec_dict[name] == value
-    assert tr.seq_len == 16 and tr.batch == 4 and tr.precision == "float32" and tr.path == "auto"
+    assert tr.seq_len == 16 and tr.batch == 4 and tr.precision == "float32" and tr.path_choice == "auto"
     assert tr.task is None and tr.seed == 0
 
 

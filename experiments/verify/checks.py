@@ -100,6 +100,6 @@ ADAM_EPS: dict[str, float] = {"float64": 1e-3, "float32": 0.1, "tf32": 0.1}
 # forward only: there every unit saturates, the gradient's scale is set by the least
 # saturated one, where 1 - tanh^2 and sigma (1 - sigma) cancel, and a post-norm
 # Transformer's LayerNorms see mean >> std. Gradients there measure the problem's
-# conditioning, not the backends, so no fixed relative tolerance can hold.
+# conditioning, not the backends, so no fixed relative tolerance can hold (benchmarks/NOTES.md).
 GRADIENT_MAX_INPUT_SCALE = 10.0
 STORAGE_DTYPE: dict[str, str] = {"float64": "float64", "float32": "float32", "tf32": "float32"}
