@@ -126,6 +126,11 @@ class Cell:
         return int(self.config.get("seed", 0))  # a benchmark's own cell may have no seed axis
 
     @property
+    def repeat(self) -> int:
+        """Which repeat of its grid point this cell is (``repeats`` in the grid file); 0 for the first."""
+        return int(self.config.get("repeat", 0))
+
+    @property
     def batch(self) -> int:
         return int(self.config["batch"])
 
@@ -175,6 +180,8 @@ class Cell:
         if self.precision != "float32":
             parts.append(self.precision)
         parts.append(f"seed={self.seed}")
+        if self.repeat:
+            parts.append(f"repeat={self.repeat}")
         shown = {"kind", "arch", "backend", "seq_len", "hidden", "batch", "task", "precision", "seed"}
         parts += [f"{k}={v}" for k, v in self.coords.items() if k not in shown]
         return " ".join(parts)

@@ -6,6 +6,7 @@ A grid file::
     kind = "bench"                 # the cell kind: bench | train | a registered plugin kind
     claim_ids = ["S1", "S6"]       # the claims it serves (``run --claim ID``)
     presets = ["quick"]            # the presets it belongs to (``run --preset NAME``)
+    repeats = 3                    # run every point this many times, interleaved (default 1)
 
     [axes]                         # the cartesian product of these lists, in this order
     arch = ["lstm", "gru"]         # or "all": every registered architecture (backend alike)
@@ -43,6 +44,11 @@ Keys (in ``axes``, ``fixed``, ``exclude``, ``override``):
 - resources, not part of a cell's key: ``cpus``, ``gpus`` (what a Ray task asks for), ``timeout_s``,
   ``fresh_worker`` (run the cell in a newly started worker process, stopped right after it, so that
   a CPU memory reading is the cell's alone; default: true for ``bench`` cells on ``cpu``, else false).
+
+``repeats = N`` makes N cells of every point: the whole grid once, then again, so that the
+repeats of a point are interleaved with the other points (a slow minute of the machine
+does not land on all repeats of one point). Repeat r > 0 adds ``"repeat": r`` to the config
+(a key of its own); repeat 0 is the cell as without ``repeats``, so existing records still count.
 
 Any mistake (an unknown key, a bad value, an impossible combination) raises
 ``UserError`` naming the file, the key and the fix, before any cell runs.
@@ -207,6 +213,7 @@ class GridFile(BaseModel):
     kind: str = "bench"
     claim_ids: list[str] = []
     presets: list[str] = []
+    repeats: PositiveInt = 1
     axes: dict[str, Any] = {}  # lists (or "all"); nested tables (task_params.x = [...]) are flattened
     fixed: dict[str, Any] = {}
     exclude: list[dict[str, Any]] = []
@@ -378,7 +385,15 @@ class Grid:
                 values["device"] = device
             cell = self._resolve(values, coords=dict(zip(keys, combo, strict=True)))
             out.setdefault(cell.key, cell)
-        return list(out.values())
+        first = list(out.values())
+        repeats = [self._repeat(cell, r) for r in range(1, self.file.repeats) for cell in first]
+        return first + repeats
+
+    def _repeat(self, cell: Cell, repeat: int) -> Cell:
+        """Repeat ``repeat`` of a cell: the same config plus ``repeat``, hence a key of its own."""
+        return Cell.make(
+            cell.grid, cell.claim_ids, {**cell.config, "repeat": repeat}, cell.resources, cell.coords, cell.sizes
+        )
 
     def _resolve(self, values: dict[str, Any], coords: dict[str, Any] | None = None) -> Cell:
         where = ", ".join(

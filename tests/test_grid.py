@@ -301,3 +301,16 @@ def test_test_backends_are_named_apart_and_never_replace_real_ones(tmp_path: Pat
     from experiments.backend import backend_modules
 
     assert backend_modules()["torch"] == "torch_impl"
+
+
+def test_repeats_make_interleaved_cells_whose_first_repeat_keeps_its_key(tmp_path: Path) -> None:
+    body = '[axes]\narch = ["lstm", "gru"]\nseq_len = [8, 16]\n[fixed]\nbackend = "torch"\nhidden = 8\n'
+    once = load_grid(write_grid(tmp_path, "once", body)).cells()
+    thrice = load_grid(write_grid(tmp_path, "thrice", "repeats = 3\n" + body)).cells()
+    assert len(thrice) == 3 * len(once) == 12
+    assert [c.repeat for c in thrice] == [0] * 4 + [1] * 4 + [2] * 4  # the whole grid, then again
+    assert [c.key for c in thrice[:4]] == [c.key for c in once]  # stored records of repeat 0 still count
+    assert len({c.key for c in thrice}) == 12
+    assert [(c.arch, c.seq_len) for c in thrice[4:8]] == [(c.arch, c.seq_len) for c in once]
+    with pytest.raises(UserError, match="repeats"):
+        load_grid(write_grid(tmp_path, "zero", "repeats = 0\n" + body))

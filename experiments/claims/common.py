@@ -50,10 +50,24 @@ def timed_steps(rec: Record) -> int:
     return int(value) if value is not None else 20
 
 
+def disturbed(rec: Record) -> bool:
+    """The host was busy with other work while this cell was timed (``experiments.kinds.host``)."""
+    return bool(R.metric(rec, "disturbed", False))
+
+
+def undisturbed(recs: Sequence[Record]) -> list[Record]:
+    """The stated rule: a disturbed timing is left out where an undisturbed repeat of the point exists;
+    where every repeat was disturbed, all are kept (and the record says so)."""
+    quiet = [r for r in recs if not disturbed(r)]
+    return quiet if quiet else list(recs)
+
+
 class Timed:
-    """A step time: the median over records of their medians, and its relative standard error."""
+    """A step time: the median over records of their medians, and its relative standard error.
+    Repeats of one point whose host was disturbed are left out when a quiet one exists (``undisturbed``)."""
 
     def __init__(self, recs: Sequence[Record], metric: str = "step_s_median", iqr: str = "step_s_iqr") -> None:
+        recs = undisturbed(recs)
         vals = [R.fmetric(r, metric) for r in recs]
         vals = [v for v in vals if math.isfinite(v) and v > 0]
         self.n = len(vals)

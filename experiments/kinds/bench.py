@@ -122,5 +122,6 @@ def bench_cell(backend: Any, cell: Cell) -> CellResult:
         "warmup_steps": len(timing.warmup_times),
         "first_step_s": timing.warmup_times[0],
         "final_loss": loss,
+        **timing.host,  # load_avg_1m, cpu_over_wall, host_other_busy, host_steal, disturbed
     }
     return CellResult(metrics=metrics, status="ok" if finite(loss) else "nan", path=path)

@@ -11,7 +11,8 @@ Framework-free: everything reaches the framework through a ``Backend``.
   ``sum(warm-up step times) - n_warmup * median(timed step)``, at least 0.
 - Timed steps: each one synchronised (``backend.synchronize``), alternating the
   batches, until at least ``min_timed_steps`` steps AND ``min_time_s`` seconds
-  have passed (``max_timed_steps`` caps the count).
+  have passed (``max_timed_steps`` caps the count). How loaded the host was
+  meanwhile is read around them (``experiments.kinds.host``).
 - Statistics: median, interquartile range (q75 - q25), coefficient of variation
   (sample standard deviation / mean) of the per-step times.
 - Memory: on a GPU, the backend's device peak after a reset (``device_peak``);
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments.kinds import host
 from experiments.kinds.context import fresh_process
 
 SETTLED = 2.0  # a warm-up step is "settled" within this factor of the fastest one so far
@@ -66,6 +68,7 @@ class Timing:
     stats: StepStats
     compile_s: float
     last_loss: Any  # the backend's device value of the last timed step
+    host: dict[str, Any]  # how loaded the host was while the steps were timed (``host.host_metrics``)
 
 
 def time_steps(
@@ -101,6 +104,7 @@ def time_steps(
         if len(warm) >= max_warmup_steps or clock() - start > MAX_WARMUP_S:
             break
     times: list[float] = []
+    host_before = host.sample()
     began = clock()
     while True:
         t0 = clock()
@@ -111,9 +115,10 @@ def time_steps(
         i += 1
         if (len(times) >= min_timed_steps and t1 - began >= min_time_s) or len(times) >= max_timed_steps:
             break
+    load = host.host_metrics(host_before, host.sample())
     stats = step_stats(times)
     compile_s = max(0.0, sum(warm) - len(warm) * stats.median)
-    return Timing(warmup_times=warm, times=times, stats=stats, compile_s=compile_s, last_loss=loss)
+    return Timing(warmup_times=warm, times=times, stats=stats, compile_s=compile_s, last_loss=loss, host=load)
 
 
 # -- memory -------------------------------------------------------------------
