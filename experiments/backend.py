@@ -35,6 +35,13 @@ PRECISIONS: tuple[str, ...] = ("float64", "float32", "tf32", "bfloat16")
 Device = Literal["cpu", "cuda"]
 PathChoice = Literal["auto", "on", "off"]  # the fast-path switch: "on" that cannot apply raises
 PATH_CHOICES: tuple[str, ...] = ("auto", "on", "off")
+# Beside the switch, a grid may ask for a backend's own path by name (a kernel: "aten" runs torch's
+# per-step ops where it would pick oneDNN). Each backend's model files name theirs in EXECUTION_PATHS;
+# tests/test_import_rules.py keeps this table equal to them, so a grid's typo is refused before any cell runs.
+PATH_NAMES: dict[str, tuple[str, ...]] = {
+    "torch": ("cudnn", "onednn", "aten", "reference", "fused_attention"),
+    "jax": ("scan", "scan_batch", "scan_feature", "reference", "fused_attention"),
+}
 # What ``describe`` returns on both backends (each adds its framework's versions and flags).
 DESCRIBE_KEYS: tuple[str, ...] = (
     "backend",
@@ -109,6 +116,22 @@ class Backend(Protocol):
 
     def loss_and_grads(self, model: Any, batch: Batch) -> Gradients:
         """Loss of the head (see ``HeadSpec``) in eval mode, gradients w.r.t. params and inputs."""
+
+    def saved_bytes(self, model: Any, batch: Batch) -> dict[str, int]:
+        """Bytes the backward pass of one training step holds: what the head's loss (as in
+        ``loss_and_grads``, dropout off), differentiated w.r.t. the parameters, keeps between
+        the forward and the backward pass. Exact and device-independent, the measure memory
+        claims are decided by (torch: ``saved_tensors_hooks``, each storage once; jax: the
+        residuals of ``jax.vjp``, each buffer once). Keys, the same on every backend:
+
+        - ``saved_bytes``: activations, i.e. every saved buffer that is not a parameter (the
+          input ``x`` when an op saves it, integer masks, a fused kernel's workspace);
+        - ``saved_param_bytes``: saved buffers that are the parameters' own storage;
+        - ``saved_input_bytes``: the part of ``saved_bytes`` that is the input ``x``;
+        - ``saved_buffers``: how many distinct non-parameter buffers ``saved_bytes`` sums.
+
+        Compare with the spec's analytic ``stored_activations(B, T, attention_path) * itemsize``;
+        the frameworks legitimately store different things (tests/test_saved_bytes.py measures how)."""
 
     def make_train_state(self, model: Any, optimizer: OptimizerSpec, *, seed: int = 0) -> Any: ...
 

@@ -30,7 +30,8 @@ A grid file::
 Keys (in ``axes``, ``fixed``, ``exclude``, ``override``):
 
 - cell: ``kind``, ``arch``, ``backend``, ``device`` (cpu|cuda; ``run --device`` overrides),
-  ``precision`` (float64|float32|tf32|bfloat16), ``path`` (auto|on|off: the fast-path switch),
+  ``precision`` (float64|float32|tf32|bfloat16), ``path`` (auto|on|off: the fast-path switch, or one
+  of the backend's own path names, ``experiments.backend.PATH_NAMES``: a kernel asked for by name),
   ``seed`` (parameters, batches), ``data_seed`` (the task's data; default: ``seed``),
   ``batch``, ``seq_len``, ``task``;
 - sizes: ``hidden`` (-> ``experiments.spec.size_fields(arch, hidden)``), ``layers`` (-> ``num_layers``),
@@ -61,140 +62,36 @@ import difflib
 import functools
 import itertools
 import tomllib
-import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
 
-from experiments.backend import PRECISIONS, backend_modules
+from experiments.backend import PATH_CHOICES, PATH_NAMES, backend_modules
 from experiments.cell import Cell
 from experiments.errors import UserError
+from experiments.grid_keys import (
+    ALL_MARKER,
+    BENCH_SEQ_LEN,
+    CORE_DEFAULTS,
+    CORE_TYPES,
+    OPTIMIZER_KEYS,
+    RESOURCE_DEFAULTS,
+    RESOURCE_TYPES,
+    TASK_PREFIX,
+    TASK_SPEC_FIELDS,
+    adapter,
+    describe_type,
+    fresh_worker_default,
+    optimizer_types,
+    setting_type,
+    spec_types,
+)
 from experiments.kinds import CELL_KINDS, get_kind
-from experiments.spec import ARCHITECTURES, REGISTRY, OptimizerSpec, make_spec, size_fields, spec_fields, spec_to_dict
+from experiments.spec import ARCHITECTURES, OptimizerSpec, make_spec, size_fields, spec_fields, spec_to_dict
 from experiments.tasks import load_task
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-
-# -- the keys a grid may set, and their types --------------------------------------------
-
-CORE_TYPES: dict[str, Any] = {
-    "kind": str,
-    "arch": str,
-    "backend": str,
-    "device": Literal["cpu", "cuda"],
-    "precision": Literal[PRECISIONS],  # type: ignore[valid-type]
-    "path": Literal["auto", "on", "off"],
-    "seed": NonNegativeInt,
-    "data_seed": NonNegativeInt | None,
-    "batch": PositiveInt,
-    "seq_len": PositiveInt | None,
-    "hidden": PositiveInt | None,
-    "layers": PositiveInt | None,
-    "task": str | None,
-}
-CORE_DEFAULTS: dict[str, Any] = {
-    "device": "cpu",
-    "precision": "float32",
-    "path": "auto",
-    "seed": 0,
-    "data_seed": None,
-    "batch": 32,
-    "seq_len": None,
-    "hidden": None,
-    "layers": None,
-    "task": None,
-}
-BENCH_SEQ_LEN = 64  # seq_len of a cell without a task when the grid gives none
-
-OPTIMIZER_KEYS: dict[str, str] = {  # grid key -> OptimizerSpec field
-    "optimizer": "name",
-    "lr": "lr",
-    "beta1": "beta1",
-    "beta2": "beta2",
-    "eps": "eps",
-    "weight_decay": "weight_decay",
-    "momentum": "momentum",
-    "clip_norm": "clip_norm",
-}
-RESOURCE_TYPES: dict[str, Any] = {
-    "cpus": PositiveInt,
-    "gpus": NonNegativeInt | None,
-    "timeout_s": float,
-    "fresh_worker": bool | None,
-}
-# None: decided per cell in ``_resolve`` (gpus: 1 on cuda; fresh_worker: ``fresh_worker_default``).
-RESOURCE_DEFAULTS: dict[str, Any] = {"cpus": 1, "gpus": None, "timeout_s": 3600.0, "fresh_worker": None}
-# Kinds whose CPU memory reading (``measure.MemoryMeter``) a reused worker would spoil.
-MEMORY_KINDS: tuple[str, ...] = ("bench",)
-
-
-def fresh_worker_default(kind: str, device: str) -> bool:
-    """A fresh worker per cell where a CPU memory reading is taken (the peak RSS must be the cell's alone)."""
-    return device == "cpu" and kind in MEMORY_KINDS
-
-
-TASK_PREFIX = "task_params."
-# Spec fields a task sets; a grid with a task may not set them.
-TASK_SPEC_FIELDS = ("input_size", "head_kind", "head_out")
-ALL_MARKER = "all"
-
-
-@functools.cache
-def _spec_types() -> dict[str, Any]:
-    """Every spec field of every architecture, with its type (``head`` as head_kind/head_out)."""
-    types: dict[str, Any] = {"head_kind": str, "head_out": PositiveInt}
-    for cls, _ in REGISTRY.values():
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            if f.name not in ("arch", "head"):
-                types.setdefault(f.name, hints[f.name])
-    return types
-
-
-def _optimizer_types() -> dict[str, Any]:
-    hints = typing.get_type_hints(OptimizerSpec)
-    return {key: hints[field] for key, field in OPTIMIZER_KEYS.items()}
-
-
-def _setting_type(default: Any) -> Any:
-    if isinstance(default, bool):
-        return bool
-    if isinstance(default, int):
-        return int
-    if isinstance(default, float):
-        return float
-    if isinstance(default, str):
-        return str
-    if default is None:
-        return float | None
-    return Any
-
-
-def _describe_type(tp: Any) -> str:
-    text = {
-        PositiveInt: "a positive integer",
-        NonNegativeInt: "an integer >= 0",
-        int: "an integer",
-        float: "a number",
-        bool: "true or false",
-        str: "a string",
-    }.get(tp)
-    if text:
-        return text
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) is Literal:
-        return "one of " + ", ".join(map(str, args))
-    if args and type(None) in args:
-        inner = [a for a in args if a is not type(None)]
-        return (_describe_type(inner[0]) if len(inner) == 1 else "a value") + " (or omit it)"
-    return "a valid value"
-
-
-@functools.cache
-def _adapter(tp: Any) -> TypeAdapter:
-    return TypeAdapter(tp)
-
 
 # -- the file's own schema -----------------------------------------------------------------
 
@@ -296,10 +193,10 @@ class Grid:
         return kinds
 
     def _key_types(self, kinds: list[str]) -> dict[str, Any]:
-        types = {**CORE_TYPES, **_optimizer_types(), **_spec_types(), **RESOURCE_TYPES}
+        types = {**CORE_TYPES, **optimizer_types(), **spec_types(), **RESOURCE_TYPES}
         for kind in kinds:
             for name, default in get_kind(kind).settings.items():
-                types.setdefault(name, _setting_type(default))
+                types.setdefault(name, setting_type(default))
         return types
 
     def _check_value(self, where: str, key: str, value: Any, types: dict[str, Any]) -> None:
@@ -313,10 +210,10 @@ class Grid:
             raise self._error(f"{where}.{key}", "unknown key", hint)
         tp = types[key]
         try:
-            _adapter(tp).validate_python(value, strict=True)
+            adapter(tp).validate_python(value, strict=True)
         except ValidationError as exc:
             msg = exc.errors()[0]["msg"]
-            raise self._error(f"{where}.{key}", f"{msg}, got {value!r}", f"use {_describe_type(tp)}") from None
+            raise self._error(f"{where}.{key}", f"{msg}, got {value!r}", f"use {describe_type(tp)}") from None
 
     def _validate_keys(self) -> tuple[list[tuple[str, list[Any]]], dict[str, Any]]:
         axes = self._axes()
@@ -344,7 +241,7 @@ class Grid:
         set_anywhere = {k for k, _ in axes} | set(fixed)
         for ov in self.file.override:
             set_anywhere |= set(_flatten(ov.set))
-        for key in sorted(set_anywhere & set(_spec_types())):
+        for key in sorted(set_anywhere & set(spec_types())):
             if archs and not any(key in spec_fields(a) for a in archs):
                 raise self._error(key, f"is not a field of {', '.join(sorted(set(archs)))}", "remove it")
         names = [k for k, _ in axes] + list(fixed)
@@ -408,6 +305,11 @@ class Grid:
 
         core = {**CORE_DEFAULTS, "kind": self.file.kind, **{k: values[k] for k in CORE_TYPES if k in values}}
         arch = core["arch"]
+        paths = (*PATH_CHOICES, *PATH_NAMES.get(core["backend"], ()))
+        if core["path"] not in paths:
+            raise fail(
+                UserError("path", f"{core['path']!r} is no path of {core['backend']}", f"use {', '.join(paths)}")
+            )
         kind = get_kind(core["kind"])
         task = core["task"]
         if kind.task == "required" and not task:
@@ -423,7 +325,7 @@ class Grid:
         if core["layers"] is not None:
             fields["num_layers"] = core["layers"]
         allowed = spec_fields(arch)
-        fields.update({k: v for k, v in values.items() if k in _spec_types() and k in allowed})
+        fields.update({k: v for k, v in values.items() if k in spec_types() and k in allowed})
         seq_len = core["seq_len"]
         if task:
             for name in TASK_SPEC_FIELDS:

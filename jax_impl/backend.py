@@ -46,6 +46,19 @@ def _model_of(state_or_model: Any) -> SequenceModel:
     return state_or_model.model if isinstance(state_or_model, optim.TrainState) else state_or_model
 
 
+def _no_key(loss_fn: Any) -> Any:
+    """``loss(params, x, lengths, y)``: the loss with dropout off (no key)."""
+    return lambda p, x, n, y: loss_fn(p, x, n, y, None)
+
+
+def _buffer_key(a: jax.Array) -> Any:
+    """One key per device buffer: its address where jax gives one, else the array's identity."""
+    try:
+        return ("ptr", a.unsafe_buffer_pointer())
+    except (ValueError, RuntimeError):  # a sharded array (ValueError), a runtime without the call: identity
+        return ("id", id(a))
+
+
 class JaxBackend:
     name = "jax"
 
@@ -123,14 +136,48 @@ class JaxBackend:
 
     def loss_and_grads(self, model: Any, batch: Batch) -> Gradients:
         def build() -> Any:
-            loss_fn = optim.make_loss_fn(model, train=False)
-            return jax.jit(jax.value_and_grad(lambda p, x, n, y: loss_fn(p, x, n, y, None), argnums=(0, 1)))
+            loss_fn = _no_key(optim.make_loss_fn(model, train=False))
+            return jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1)))
 
         fn = self._cached(model, "loss_and_grads", build)
         x, lengths = self._inputs(model, batch)
         loss, (g_params, g_x) = fn(param_arrays(model), x, lengths, self._targets(model, batch))
         self._last = loss
         return Gradients(loss=float(loss), params=to_numpy(g_params), inputs=np.asarray(g_x))
+
+    def saved_bytes(self, model: Any, batch: Batch) -> dict[str, int]:
+        """Bytes the backward pass of the head's loss w.r.t. the parameters keeps (dropout off,
+        as in ``loss_and_grads``): the residuals of ``jax.vjp`` of the jitted loss, i.e. the
+        leaves of the returned ``vjp_fn``, on the model's own execution path (the scan path's
+        custom VJP keeps what its ``fwd`` returns; the reference path what JAX's partial
+        evaluation of the plain scan keeps).
+
+        Each buffer counts once (by ``unsafe_buffer_pointer``, else by identity). Leaves that
+        are the parameter arrays go to ``saved_param_bytes``; everything else, the input ``x``
+        included when it is a residual (``saved_input_bytes`` says how much of it), integer
+        masks and lengths too, goes to ``saved_bytes``. The jitted training step may fuse or
+        recompute some of these inside XLA: this is the set partial evaluation hands the
+        backward pass, the quantity torch's saved-tensor hooks count.
+        """
+        if batch.y is None:
+            raise UserError("batch.y", "saved_bytes needs targets")
+        loss_fn = self._cached(model, "loss", lambda: jax.jit(_no_key(optim.make_loss_fn(model, train=False))))
+        x, lengths = self._inputs(model, batch)
+        y = self._targets(model, batch)
+        params = param_arrays(model)
+        _, vjp_fn = jax.vjp(lambda p: loss_fn(p, x, lengths, y), params)
+        leaves = [leaf for leaf in jax.tree_util.tree_leaves(vjp_fn) if isinstance(leaf, jax.Array)]
+        # waited on, then dropped with vjp_fn: no work in flight, nothing held after the count
+        jax.block_until_ready(leaves)
+        param_keys = {_buffer_key(a) for a in jax.tree_util.tree_leaves(params)}
+        buffers = {_buffer_key(leaf): int(leaf.nbytes) for leaf in leaves}
+        param_bytes = sum(n for k, n in buffers.items() if k in param_keys)
+        return {
+            "saved_bytes": sum(buffers.values()) - param_bytes,
+            "saved_param_bytes": param_bytes,
+            "saved_input_bytes": buffers.get(_buffer_key(x), 0),
+            "saved_buffers": sum(1 for k in buffers if k not in param_keys),
+        }
 
     # -- training --------------------------------------------------------------------
     def make_train_state(self, model: SequenceModel, optimizer: OptimizerSpec, *, seed: int = 0) -> optim.TrainState:

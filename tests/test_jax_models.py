@@ -480,3 +480,11 @@ def test_attention_pooling_matches_numpy() -> None:
     np.testing.assert_allclose(got.extras["attention"], a, **TOL)
     np.testing.assert_allclose(got.pooled, np.einsum("bt,btd->bd", a, o), **TOL)
     np.testing.assert_allclose(got.logits, got.pooled @ p["head.weight"].T + p["head.bias"], **TOL)
+
+
+def test_jax_path_names_are_the_model_files_paths() -> None:
+    """The grid refuses a path by name that the backend's table lacks: the table must be the models'."""
+    from experiments.backend import PATH_NAMES
+    from jax_impl import recurrent, transformer
+
+    assert set(PATH_NAMES["jax"]) == set(recurrent.EXECUTION_PATHS) | set(transformer.EXECUTION_PATHS)

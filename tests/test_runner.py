@@ -218,7 +218,11 @@ min_time_s = 0.05
         check_record(r)
         assert r["env"]["backend"] == r["backend"] and r["path"]
         assert r["metrics"]["peak_mem_bytes"] is not None and r["metrics"]["peak_fraction"] > 0
+        m = r["metrics"]
+        assert m["saved_bytes"] > 0 and m["saved_param_bytes"] >= 0  # the exact memory measure, both backends
+        assert m["cpu_over_wall"] > 0 and isinstance(m["disturbed"], bool)
     assert records[0]["env"]["host"] == records[1]["env"]["host"]
+    assert records[0]["env"]["device_name"] == records[1]["env"]["device_name"]  # one describe() schema
 
 
 def test_the_environment_manifest_looks_for_git_at_the_repository_root() -> None:

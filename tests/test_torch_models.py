@@ -318,3 +318,39 @@ def test_unidirectional_outputs_are_causal(arch: str) -> None:
     res2 = BACKEND.forward(model, batch)
     np.testing.assert_array_equal(res.outputs[:, :3], res2.outputs[:, :3])
     assert not np.allclose(res.outputs[:, 3:], res2.outputs[:, 3:])
+
+
+# -- paths by name (the grid's ``path`` may name a kernel, as jax's ``scan_batch``) --------------------
+
+
+def test_torch_path_names_are_the_model_files_paths() -> None:
+    from experiments.backend import PATH_NAMES
+    from torch_impl import recurrent, transformer
+
+    assert set(PATH_NAMES["torch"]) == set(recurrent.EXECUTION_PATHS) | set(transformer.EXECUTION_PATHS)
+
+
+@pytest.mark.parametrize("path", ["aten", "reference"])
+def test_recurrent_paths_by_name_build(path: str) -> None:
+    spec = _spec("gru")
+    params = spec.random_params(seed=0)
+    model = _build(spec, params, path)
+    assert BACKEND.execution_path(model) == path
+    batch = random_batch(spec, batch=3, steps=5, seed=0)
+    assert_rel(BACKEND.forward(model, batch).outputs, BACKEND.forward(_build(spec, params), batch).outputs)
+
+
+@pytest.mark.parametrize("path", ["fused_attention", "scan", "bogus"])
+def test_a_path_the_recurrent_family_does_not_have_is_a_user_error(path: str) -> None:
+    from experiments.errors import UserError
+
+    spec = _spec("lstm")
+    with pytest.raises(UserError, match="path"):
+        _build(spec, spec.random_params(seed=0), path)
+
+
+def test_gates_with_a_kernel_by_name_raise() -> None:
+    spec = _spec("lstm")
+    model = _build(spec, spec.random_params(seed=0), "aten")
+    with pytest.raises(PathUnavailable):
+        BACKEND.forward(model, random_batch(spec, batch=3, steps=5, seed=0), return_extras=True)

@@ -168,6 +168,47 @@ class TorchBackend:
             inputs=to_numpy(grads[-1]),
         )
 
+    def saved_bytes(self, model: SequenceModel, batch: Batch) -> dict[str, int]:
+        """Bytes autograd keeps for the backward pass of the head's loss w.r.t. the parameters
+        (dropout off, RNN modules in train mode as in ``loss_and_grads``), read through
+        ``torch.autograd.graph.saved_tensors_hooks`` around the forward and the loss.
+
+        Each STORAGE counts once, with its full ``nbytes`` (a saved view keeps its whole
+        storage alive; two views of one storage are one buffer). Storages of the model's
+        parameters (views such as ``weight.t()`` included) go to ``saved_param_bytes``;
+        everything else, the input ``x`` included when an op saves it (``saved_input_bytes``
+        says how much of it), integer masks and lengths too, goes to ``saved_bytes``.
+        The fused RNN kernels' workspace/reserve buffers (oneDNN's ``mkldnn_rnn_layer`` on
+        CPU, cuDNN's reserve space on GPU) are saved tensors too, so they count: they are what
+        the kernel keeps. ``x`` does not require grad, as jax's ``vjp`` w.r.t. the params alone.
+        """
+        if batch.y is None:
+            raise UserError("batch.y", "saved_bytes needs targets")
+        b = self.prepare_batch(model, batch)
+        param_ptrs = {(p.device, p.untyped_storage().data_ptr()) for p in model.parameters()}
+        input_ptr = (b.x.device, b.x.untyped_storage().data_ptr())
+        storages: dict[tuple[torch.device, int], int] = {}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            # the pack hook returns the tensor itself, so every storage seen stays alive (and its
+            # address unique) until the graph is dropped below
+            s = t.untyped_storage()
+            key = (t.device, s.data_ptr())
+            storages[key] = max(storages.get(key, 0), s.nbytes())
+            return t
+
+        with _grad_mode(model), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = model(b.x, b.lengths, b.mask)
+            loss = head_loss(model.spec.head, out.logits, b.y, b.mask)
+        del out, loss  # the graph, and with it the saved tensors
+        params = sum(n for k, n in storages.items() if k in param_ptrs)
+        return {
+            "saved_bytes": sum(storages.values()) - params,
+            "saved_param_bytes": params,
+            "saved_input_bytes": storages.get(input_ptr, 0),
+            "saved_buffers": sum(1 for k in storages if k not in param_ptrs),
+        }
+
     # -- training -----------------------------------------------------------------------------
     def make_train_state(self, model: SequenceModel, optimizer: OptimizerSpec, *, seed: int = 0) -> optim.TrainState:
         return optim.make_train_state(model, optimizer, seed=seed)

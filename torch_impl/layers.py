@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments.backend import PATH_CHOICES
+from experiments.backend import PATH_CHOICES, PATH_NAMES
 from experiments.errors import UserError
 from experiments.spec import ArchSpec, HeadSpec
 
@@ -57,10 +57,16 @@ def resolve_device(device: str) -> torch.device:
     raise UserError("device", f"unknown device {device!r}", "use cpu or cuda")
 
 
-def check_path(path: str) -> str:
-    """The fast-path switch, one of ``PATH_CHOICES``."""
-    if path not in PATH_CHOICES:
-        raise UserError("path", f"unknown path choice {path!r}", "use auto, on or off")
+# Every path a torch model names (``EXECUTION_PATHS`` of the model files; a test keeps them equal):
+# a grid may ask for one by name, as for jax's (``scan_batch``...).
+TORCH_PATH_NAMES: tuple[str, ...] = PATH_NAMES["torch"]
+
+
+def check_path(path: str, names: tuple[str, ...] = TORCH_PATH_NAMES) -> str:
+    """The fast-path switch, one of ``PATH_CHOICES``, or a path by name, one of ``names`` (a model
+    file passes its own ``EXECUTION_PATHS``; the default is every torch model's)."""
+    if path not in PATH_CHOICES and path not in names:
+        raise UserError("path", f"unknown path choice {path!r}", f"use auto, on, off or one of {', '.join(names)}")
     return path
 
 

@@ -2,23 +2,38 @@
 
 Two paths over the SAME parameters (those of one ``nn.RNN/LSTM/GRU``, no copies):
 
-- fast (``path="on"``, the ``auto`` default): the module itself, ATen on CPU and cuDNN
-  on GPU, with ``pack_padded_sequence(enforce_sorted=False)`` for a ragged batch. A
-  batch whose lengths all equal T is not packed (same numbers, less work). Packing
-  gives zero outputs at padded steps and each sequence's final state at its own length.
+- fast (``path="on"``, the ``auto`` default): the module itself, with
+  ``pack_padded_sequence(enforce_sorted=False)`` for a ragged batch. A batch whose lengths all
+  equal T is not packed (same numbers, less work). Packing gives zero outputs at padded steps and
+  each sequence's final state at its own length. The module runs one of three kernels, named by
+  ``execution_path`` (``kernel_rule`` decides, by the rule tests/test_torch_kernels.py verifies
+  with the profiler):
+  ``cudnn`` (CUDA, cuDNN accepts the weights); ``onednn`` (oneDNN's fused RNN primitive,
+  ``aten::mkldnn_rnn_layer``: CPU, LSTM only, float32 (bfloat16 where the CPU has it), oneDNN
+  enabled, and an unpacked batch); ``aten`` otherwise (ATen's per-step ops: ``mm``, ``sigmoid``,
+  ``tanh`` ... every step). ``execution_path`` names the kernel of a full-length batch; a ragged
+  batch runs packed, which oneDNN cannot take: with ``auto``/``on`` it runs ``aten``, knowingly.
 - reference (``path="off"``): an explicit per-step loop of the cell equations that can
   also return the gate activations, ``extras["gates"]`` (L*D, B, T, G*H), after their
   nonlinearity, in canonical gate order (i, f, g, o / r, z, n / h), zero at padded steps.
   A padded step leaves the state as it was: forward, the state stops at the length;
   reverse, the state stays zero until the sequence's last valid step.
 
-Gates need the reference path: with ``path="on"`` asking for them raises
-``PathUnavailable``; with ``auto`` that call runs the reference path, knowingly.
+A kernel by name (``path="onednn" | "aten" | "cudnn" | "reference"``) forces it: ``aten`` turns
+oneDNN (CPU) or cuDNN (CUDA) off around the forward (the backward follows the forward's kernel,
+whatever the flags then say); ``onednn`` turns oneDNN on around it; a named kernel that cannot
+run here (``onednn`` for a GRU, in float64, on CUDA, for a ragged batch; ``cudnn`` on CPU)
+raises ``PathUnavailable``, never falls back.
+
+Gates need the reference path: with ``path="on"`` (or a fused kernel by name) asking for them
+raises ``PathUnavailable``; with ``auto`` that call runs the reference path, knowingly.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import contextlib
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -27,10 +42,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from experiments.errors import PathUnavailable
 from experiments.spec.recurrent import EncoderFields, RecurrentSpec
-from torch_impl.layers import Output, SequenceModel, make_head, valid_mask
+from torch_impl.layers import Output, SequenceModel, check_path, make_head, valid_mask
 
 RNN_MODULES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-EXECUTION_PATHS = ("cudnn", "aten", "reference")  # what ``execution_path`` names
+EXECUTION_PATHS = ("cudnn", "onednn", "aten", "reference")  # what ``execution_path`` names
+NAMED_KERNELS = ("cudnn", "onednn", "aten")  # the fast path's kernels, forced by name
 
 
 def make_encoder(spec: EncoderFields, cell: str) -> nn.RNNBase:
@@ -56,20 +72,82 @@ class EncoderOut(NamedTuple):
     gates: torch.Tensor | None  # (L*D, B, T, G*H), reference path only
 
 
-def fast_path_name(rnn: nn.RNNBase) -> str:
-    """``cudnn`` where torch's RNN dispatch would take cuDNN for these weights, else ``aten``."""
+def onednn_refusal(rnn: nn.RNNBase, cell: str, *, ragged: bool = False) -> str | None:
+    """Why oneDNN's fused RNN kernel cannot run these weights (and this batch), or None where it can.
+
+    ATen's ``use_mkldnn`` (aten/src/ATen/native/RNN.cpp), as tests/test_torch_kernels.py checks
+    it in the profiler (torch 2.13): only ``lstm`` asks for it (RNN and GRU have no oneDNN call);
+    CPU tensors; float32, or bfloat16 where the CPU has native bf16; never a packed sequence;
+    layers, directions, dropout, train/eval and grad mode do not matter. The global enable flag
+    is left out: ``auto`` reads it at call time (``kernel_rule``), ``onednn`` sets it.
+    """
     w = rnn.weight_ih_l0
-    if w.is_cuda and torch.backends.cudnn.is_acceptable(w):
-        return "cudnn"
+    if cell != "lstm":
+        return f"torch calls oneDNN's RNN kernel for LSTM only, not {cell}"
+    if w.device.type != "cpu":
+        return f"oneDNN's RNN kernel runs on CPU, not {w.device.type}"
+    if not torch.backends.mkldnn.is_available():
+        return "this torch build has no oneDNN"
+    if w.dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "oneDNN's bfloat16 RNN needs a CPU with native bf16 (AVX-512 BF16 or AMX), which this one lacks"
+    if w.dtype not in (torch.float32, torch.bfloat16):
+        return f"oneDNN's RNN kernel takes float32 or bfloat16, not {str(w.dtype).removeprefix('torch.')}"
+    if rnn.proj_size:
+        return "oneDNN's RNN kernel takes no LSTM projection"
+    if ragged:
+        return "a ragged batch runs packed, and oneDNN's RNN kernel takes no packed sequence"
+    return None
+
+
+def kernel_rule(rnn: nn.RNNBase, cell: str, *, ragged: bool = False) -> str:
+    """The kernel torch's own dispatch takes for these weights and batch, under the flags as they are now."""
+    w = rnn.weight_ih_l0
+    if w.is_cuda:
+        return "cudnn" if torch.backends.cudnn.is_acceptable(w) else "aten"
+    if torch.backends.mkldnn.enabled and onednn_refusal(rnn, cell, ragged=ragged) is None:
+        return "onednn"
     return "aten"
 
 
+def check_kernel(rnn: nn.RNNBase, cell: str, kernel: str, *, ragged: bool = False) -> None:
+    """Raise ``PathUnavailable`` where the kernel asked for by name cannot run (never a silent fallback)."""
+    w = rnn.weight_ih_l0
+    why = None
+    if kernel == "onednn":
+        why = onednn_refusal(rnn, cell, ragged=ragged)
+    elif kernel == "cudnn" and not (w.is_cuda and torch.backends.cudnn.is_acceptable(w)):
+        why = "cuDNN needs a CUDA device and weights it accepts (cuDNN enabled, a dtype it takes)"
+    if why is not None:
+        raise PathUnavailable(f"path {kernel!r} for {cell}: {why}; use path='auto' or 'aten'")
+
+
+@contextlib.contextmanager
+def backend_flag(flag: Any, enabled: bool) -> Iterator[None]:
+    """Set one ``torch.backends`` enable flag for a block. Only ``enabled``: the ``flags()`` context
+    managers also reset oneDNN's TF32 / cuDNN's benchmark switches, which are not ours to touch."""
+    saved = flag.enabled
+    flag.enabled = enabled
+    try:
+        yield
+    finally:
+        flag.enabled = saved
+
+
+def kernel_flags(kernel: str, device: torch.device) -> contextlib.AbstractContextManager[None]:
+    """The flags that make torch's dispatch take ``kernel`` for one forward (``auto``: as they are)."""
+    if kernel == "onednn":
+        return backend_flag(torch.backends.mkldnn, True)
+    if kernel == "aten":
+        return backend_flag(torch.backends.cudnn if device.type == "cuda" else torch.backends.mkldnn, False)
+    return contextlib.nullcontext()
+
+
 def use_reference(path: str, want_gates: bool) -> bool:
-    """Which path one call takes; ``on`` with gates raises instead of falling back."""
-    if path == "off":
+    """Which path one call takes; ``on`` (or a fused kernel by name) with gates raises instead of falling back."""
+    if path in ("off", "reference"):
         return True
     if want_gates:
-        if path == "on":
+        if path != "auto":
             raise PathUnavailable("gate activations need the reference path; build with path='auto' or 'off'")
         return True  # auto: the reference path, knowingly, for this call
     return False
@@ -83,16 +161,21 @@ def run_encoder(
     *,
     reference: bool,
     want_gates: bool = False,
+    kernel: str = "auto",
 ) -> EncoderOut:
-    """``lengths``: (B,) int64 on the CPU, or None when every sequence fills all T steps."""
+    """``lengths``: (B,) int64 on the CPU, or None when every sequence fills all T steps. ``kernel``:
+    ``auto`` (torch's own dispatch) or a kernel by name (``onednn``, ``aten``, ``cudnn``), checked."""
     if reference:
         return reference_encoder(rnn, cell, x, lengths, want_gates=want_gates)
-    if lengths is None:
-        out, hx = rnn(x)
-    else:
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        out, hx = rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    if kernel != "auto":
+        check_kernel(rnn, cell, kernel, ragged=lengths is not None)
+    with kernel_flags(kernel, x.device):
+        if lengths is None:
+            out, hx = rnn(x)
+        else:
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out, hx = rnn(packed)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
     if cell == "lstm":
         return EncoderOut(out, hx[0], hx[1], None)
     return EncoderOut(out, hx, None, None)
@@ -201,17 +284,28 @@ class EncoderModel(SequenceModel):
 
     def __init__(self, spec: EncoderFields, cell: str, path: str = "auto") -> None:
         super().__init__(spec, path)
+        check_path(path, EXECUTION_PATHS)  # a torch path name that is not this family's (fused_attention)
         self.cell = cell
         self.directions = spec.directions
         self.rnn = make_encoder(spec, cell)
 
     def execution_path(self) -> str:
-        return "reference" if self.path == "off" else fast_path_name(self.rnn)
+        """The kernel a full-length batch runs (a ragged one runs ``aten`` under ``auto``/``on``);
+        a kernel asked for by name that cannot run on these weights raises ``PathUnavailable``."""
+        if self.path in ("off", "reference"):
+            return "reference"
+        if self.path in NAMED_KERNELS:
+            check_kernel(self.rnn, self.cell, self.path)
+            return self.path
+        return kernel_rule(self.rnn, self.cell)
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor | None, return_extras: bool) -> EncoderOut:
         """The encoder on the path this call takes (gates need the reference path)."""
         reference = use_reference(self.path, return_extras)
-        return run_encoder(self.rnn, self.cell, x, lengths, reference=reference, want_gates=return_extras)
+        kernel = self.path if self.path in NAMED_KERNELS else "auto"
+        return run_encoder(
+            self.rnn, self.cell, x, lengths, reference=reference, want_gates=return_extras, kernel=kernel
+        )
 
 
 class RecurrentModel(EncoderModel):

@@ -27,7 +27,7 @@ from torch import nn
 
 from experiments.errors import UserError
 from experiments.spec.transformer import TransformerSpec, sinusoidal_positions
-from torch_impl.layers import Output, SequenceModel, make_head, valid_mask
+from torch_impl.layers import Output, SequenceModel, check_path, make_head, valid_mask
 
 EXECUTION_PATHS = ("fused_attention", "reference")  # what ``execution_path`` names
 
@@ -118,7 +118,7 @@ class TransformerModel(SequenceModel):
 
     def __init__(self, spec: TransformerSpec, path: str = "auto") -> None:
         super().__init__(spec, path)
-        self.fused = path != "off"
+        self.fused = check_path(path, EXECUTION_PATHS) not in ("off", "reference")
         self.causal = spec.causal
         self.pooling = spec.resolved_pooling
         self.per_step = spec.head.per_step

@@ -96,6 +96,9 @@ def bench_cell(backend: Any, cell: Cell) -> CellResult:
     # The GEMM runs once per worker, after the memory reading: in a fresh worker its freed
     # buffers would otherwise be cached pages that hide the model's growth.
     peak = measure.peak_flops(backend, cell.device, cell.precision)
+    # The exact memory measure, the one that decides memory claims on any device: the bytes the
+    # backward pass of one step holds (after the RSS reading, which its buffers would otherwise inflate).
+    saved = backend.saved_bytes(model, host[0])
     loss = backend.loss_value(timing.last_loss)
 
     flops = int(spec.train_step_flops(batch, seq_len))
@@ -107,6 +110,8 @@ def bench_cell(backend: Any, cell: Cell) -> CellResult:
         "step_s_cv": timing.stats.cv,
         "compile_s": timing.compile_s,
         "peak_mem_bytes": peak_mem,
+        "saved_bytes": saved["saved_bytes"],  # activations (and x, masks, a kernel's workspace)
+        "saved_param_bytes": saved["saved_param_bytes"],
         "flops_per_step": flops,
         "flops_per_s": flops_per_s,
         "peak_fraction": (flops_per_s / peak) if (flops_per_s and peak) else None,

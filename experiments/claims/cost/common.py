@@ -20,6 +20,8 @@ from experiments.records import fields as R
 from experiments.records.fields import Record
 
 GiB = 2**30
+# Architectures whose torch encoder is an nn.LSTM: on CPU in float32, oneDNN's kernel by default.
+TORCH_LSTMS = ("lstm", "bilstm", "attention_lstm")
 
 CPU_MEMORY_NOTE = (
     "a CPU reading is the growth of a worker's resident memory, which follows the allocator as much as the "
@@ -95,3 +97,22 @@ def pair_ratios(brecs: list[Record], num_arch: str, den_arch: str) -> list[tuple
         if a == num_arch and other is not None:
             out.append(((t, h, b), tm / other))
     return out
+
+
+def kernel(rec: Record) -> str:
+    """The kernel a record's step ran: ``R.exec_path``, except in schema 1. Schema-1 records name
+    ``aten`` for every torch recurrent cell, but a float32 CPU LSTM there ran oneDNN's fused RNN
+    kernel (torch's default, ``aten::mkldnn_rnn_layer`` in the profiler; tests/test_torch_kernels.py):
+    read as ``onednn`` unless the cell asked for ``aten`` by name."""
+    path = R.exec_path(rec)
+    if (
+        R.schema(rec) == 1
+        and R.backend(rec) == "torch"
+        and path == "aten"
+        and R.arch(rec) in TORCH_LSTMS
+        and R.device(rec) == "cpu"
+        and R.cfg(rec, "precision", "float32") == "float32"
+        and R.cfg(rec, "path") != "aten"
+    ):
+        return "onednn"
+    return path
