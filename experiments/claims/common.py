@@ -114,8 +114,8 @@ def device_rows(
     about_gpu: bool = False,
     combine_fn: Callable[[list[Part]], Verdict] = combine,
 ) -> tuple[list[DeviceVerdict], list[tuple[str, Part]]]:
-    """One verdict row per device present (cpu first). ``judge(device_records, device)`` returns the
-    parts and a one-line "measured" summary. Returns the rows and every (device label, part)."""
+    """One verdict row per device present (cpu first; for a claim ``about_gpu``, the GPU row first, present
+    or "not run"). ``judge(device_records, device)`` returns the parts and a one-line "measured" summary. Returns the rows and every (device label, part)."""
     rows: list[DeviceVerdict] = []
     all_parts: list[tuple[str, Part]] = []
     for dev in R.devices(records):
@@ -128,6 +128,8 @@ def device_rows(
         all_parts += [(label, p) for p in parts]
     if about_gpu and "cuda" not in R.devices(records) and rows:
         rows.append(DeviceVerdict(device="cuda", verdict=Verdict(NOT_RUN, "no GPU records yet"), measured="-"))
+    if about_gpu:  # the GPU row is the headline of a claim about GPUs; a CPU row is context
+        rows.sort(key=lambda row: not row.device.startswith("cuda"))
     return rows, all_parts
 
 

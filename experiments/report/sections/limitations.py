@@ -16,12 +16,15 @@ from experiments.records.fields import Record
 
 NOISY_CV = 0.25  # a bench cell whose step times vary more than this is flagged as noisy
 CPU_MEMORY = (
-    "CPU memory is the growth of a worker's resident set. In a worker reused across cells (`cpu_rss_delta`) "
-    "it reuses pages that earlier cells freed and can read far below a step's need, so such memory parts are "
-    "shown but decide nothing. A fresh worker per cell (`cpu_rss_fresh`) makes the reading that cell's alone, "
-    "but it still follows glibc's allocator (blocks under 32 MiB kept in the heap, larger ones returned at "
-    "once), and a jax reading also holds XLA's compile-time memory (tens of MiB at every size); so CPU memory "
-    "parts are shown but decide nothing either way. GPU memory is the allocator's peak, and decides."
+    "Memory claims are decided from `saved_bytes`, the bytes the backward pass of one training step holds "
+    "(torch `saved_tensors_hooks`, each storage once; jax the residuals of `jax.vjp`), per backend and kernel, "
+    "on any device. The frameworks store different things, and each memory claim's saved/analytic table gives "
+    "the ratios (oneDNN's workspace; weight-derived arrays among jax's residuals, which dominate at small T; a "
+    "fused path that on CPU may save what its reference path saves). S9's 16 GiB answer on CPU is an "
+    "extrapolation from them, stated as such. CPU resident memory (`cpu_rss_*`) follows the allocator (glibc "
+    "keeps blocks under 32 MiB, a jax reading holds XLA's compile-time memory) and is a column that decides "
+    "nothing; records without `saved_bytes` (schema 1) keep CPU memory parts capped at inconclusive. GPU "
+    "allocator peaks are shown beside `saved_bytes`."
 )
 
 
