@@ -115,7 +115,8 @@ def device_rows(
     combine_fn: Callable[[list[Part]], Verdict] = combine,
 ) -> tuple[list[DeviceVerdict], list[tuple[str, Part]]]:
     """One verdict row per device present (cpu first; for a claim ``about_gpu``, the GPU row first, present
-    or "not run"). ``judge(device_records, device)`` returns the parts and a one-line "measured" summary. Returns the rows and every (device label, part)."""
+    or "not run"). ``judge(device_records, device)`` returns the parts and a one-line "measured"
+    summary. Returns the rows and every (device label, part)."""
     rows: list[DeviceVerdict] = []
     all_parts: list[tuple[str, Part]] = []
     for dev in R.devices(records):
