@@ -85,6 +85,7 @@ from experiments.grid_keys import (
     fresh_worker_default,
     optimizer_types,
     setting_type,
+    shrunk,
     spec_types,
 )
 from experiments.kinds import CELL_KINDS, get_kind
@@ -263,8 +264,9 @@ class Grid:
         return axes, fixed
 
     # -- expansion ---------------------------------------------------------------------
-    def cells(self, device: str | None = None) -> list[Cell]:
-        """Every cell of the grid, resolved and validated, in axis order (duplicates dropped)."""
+    def cells(self, device: str | None = None, shrink: bool = False) -> list[Cell]:
+        """Every cell of the grid, resolved and validated, in axis order (duplicates dropped).
+        ``shrink``: every size capped (``grid_keys.SHRINK``) to check a run's path, not to measure."""
         if device is not None and device not in ("cpu", "cuda"):
             raise UserError("--device", f"unknown device {device!r}", "use cpu or cuda")
         axes, fixed = self._validate_keys()
@@ -280,6 +282,8 @@ class Grid:
                     values.update(_flatten(ov.set))
             if device is not None:
                 values["device"] = device
+            if shrink:
+                values = shrunk(values)
             cell = self._resolve(values, coords=dict(zip(keys, combo, strict=True)))
             out.setdefault(cell.key, cell)
         first = list(out.values())
@@ -386,6 +390,8 @@ class Grid:
             "optimizer": dataclasses.asdict(optimizer),
             "settings": settings,
         }
+        if core["shrunk"]:  # only then: every other cell keeps the key it always had
+            config["shrunk"] = True
         sizes = {k: core[k] for k in ("hidden", "layers") if core[k] is not None}  # as the grid named them
         return Cell.make(self.name, self.claim_ids, config, resources, coords, sizes)
 
@@ -491,10 +497,12 @@ def load_grid(name_or_path: str | Path) -> Grid:
     return Grid(name=path.stem, path=path, file=file)
 
 
-def load_cells(grids: list[str | Path | Grid], device: str | None = None) -> list[tuple[Grid, list[Cell]]]:
+def load_cells(
+    grids: list[str | Path | Grid], device: str | None = None, shrink: bool = False
+) -> list[tuple[Grid, list[Cell]]]:
     """Load and fully resolve several grids (every error surfaces here, before anything runs)."""
     out = []
     for g in grids:
         grid = g if isinstance(g, Grid) else load_grid(g)
-        out.append((grid, grid.cells(device)))
+        out.append((grid, grid.cells(device, shrink)))
     return out

@@ -33,6 +33,7 @@ CORE_TYPES: dict[str, Any] = {
     "hidden": PositiveInt | None,
     "layers": PositiveInt | None,
     "task": str | None,
+    "shrunk": bool,  # set by --shrink (grid_keys.shrunk), never by a grid file's author
 }
 CORE_DEFAULTS: dict[str, Any] = {
     "device": "cpu",
@@ -45,6 +46,7 @@ CORE_DEFAULTS: dict[str, Any] = {
     "hidden": None,
     "layers": None,
     "task": None,
+    "shrunk": False,
 }
 BENCH_SEQ_LEN = 64  # seq_len of a cell without a task when the grid gives none
 
@@ -135,3 +137,23 @@ def describe_type(tp: Any) -> str:
 @functools.cache
 def adapter(tp: Any) -> TypeAdapter:
     return TypeAdapter(tp)
+
+
+# ``--shrink``: a grid's cells with every size capped, to check that a run's path works end to end
+# (on CPU, before a GPU's minutes are spent), never to measure: such a cell's config says ``shrunk``,
+# so its key and records never mix with a real cell's.
+SHRINK: dict[str, int | float] = {"hidden": 8, "seq_len": 8, "batch": 2, "input_size": 4, "d_ff": 16}
+SHRINK_SETTINGS: dict[str, Any] = {"min_time_s": 0.0, "min_timed_steps": 20, "max_warmup_steps": 3, "steps": 5}
+
+
+def shrunk(values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    for key, cap in SHRINK.items():
+        if isinstance(out.get(key), int | float):
+            out[key] = min(out[key], cap)
+    out.setdefault("hidden", SHRINK["hidden"])
+    out.setdefault("batch", SHRINK["batch"])
+    out.update(SHRINK_SETTINGS)  # a kind reads the settings it has and ignores the others
+    out["fresh_worker"] = False  # reused workers: the shrunk cells check the path, their timings mean nothing
+    out["shrunk"] = True
+    return out

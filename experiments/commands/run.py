@@ -21,7 +21,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("cpu", "cuda"), help="override the grids' device")
     parser.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
     parser.add_argument("--retry-errors", action="store_true", help="also rerun cells stored with status error")
-    parser.add_argument("--dry-run", action="store_true", help="list the cells and their keys, run nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list the cells, their keys and estimated seconds; run nothing"
+    )
+    parser.add_argument(
+        "--shrink", action="store_true", help="cap every size: check the run's path end to end (records say shrunk)"
+    )
     return parser
 
 
@@ -38,16 +43,27 @@ def selected_grids(args: argparse.Namespace) -> list[str]:
     return [args.grid]
 
 
-def run(args: argparse.Namespace) -> int:
+def dry_run(grids: list[str], device: str | None, shrink: bool) -> None:
+    """The cells, their keys and the estimate (``experiments.run.estimate``) of what they will take."""
     from experiments.grid import load_cells
+    from experiments.run.estimate import cell_seconds, estimate
+
+    every = []
+    for grid, cells in load_cells(grids, device, shrink):
+        every += cells
+        print(f"{grid.name}: {len(cells)} cells ({grid.path}), estimated {estimate(cells).seconds:.0f} s")
+        for cell in cells:
+            print(f"  {cell.key}  ~{cell_seconds(cell):5.1f} s  {cell.label()}")
+    total = estimate(every)
+    print(f"{total.cells} cells, estimated {total.seconds:.0f} device seconds (a model: experiments/run/estimate.py)")
+
+
+def run(args: argparse.Namespace) -> int:
     from experiments.run.runner import run_grids
 
     grids = selected_grids(args)
     if args.dry_run:
-        for grid, cells in load_cells(grids, args.device):
-            print(f"{grid.name}: {len(cells)} cells ({grid.path})")
-            for cell in cells:
-                print(f"  {cell.key}  {cell.label()}")
+        dry_run(grids, args.device, args.shrink)
         return 0
     summary = run_grids(
         grids,
@@ -56,5 +72,6 @@ def run(args: argparse.Namespace) -> int:
         results_dir=args.results,
         address=args.ray_address,
         retry_errors=args.retry_errors,
+        shrink=args.shrink,
     )
     return 1 if summary.errors else 0

@@ -121,20 +121,22 @@ def run_grids(
     results_dir: str | Path = "results",
     address: str | None = None,
     retry_errors: bool = False,
+    shrink: bool = False,
     stream: TextIO | str | None = "stderr",
 ) -> Summary:
     """Run every cell of ``grids`` not yet stored under ``results_dir``; return the summary.
 
     ``grids``: names, paths or ``Grid`` objects. ``device``: overrides the grids' device
     (None keeps theirs, cpu by default). ``retry_errors``: also rerun cells whose only
-    records have status ``error``. Raises ``UserError`` before running anything on a
+    records have status ``error``. ``shrink``: every size capped, to check the path
+    (``grid_keys.shrunk``). Raises ``UserError`` before running anything on a
     bad grid or a backend that cannot load. ``stream``: where progress and the summary go
     (standard error by default; None: nowhere).
     """
     if stream == "stderr":
         stream = sys.stderr
     began = time.perf_counter()
-    loaded = load_cells(list(grids), device)
+    loaded = load_cells(list(grids), device, shrink)
     summary = Summary()
     stores: dict[str, Store] = {}
     todo: deque[tuple[Store, Cell]] = deque()
