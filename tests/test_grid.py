@@ -252,7 +252,9 @@ def test_dry_run_lists_cells_and_keys(tmp_path: Path, capsys) -> None:
     path = write_grid(tmp_path, "g", BASE)
     assert main(["run", str(path), "--dry-run", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("g: 4 cells") and len(out.strip().splitlines()) == 5
+    lines = out.strip().splitlines()
+    assert out.startswith("g: 4 cells") and len(lines) == 6  # the grid, its 4 cells, the estimate's total
+    assert lines[-1].startswith("4 cells, estimated") and "device seconds" in lines[-1]
     assert not (tmp_path / "r").exists()
 
 
