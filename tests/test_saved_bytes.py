@@ -25,7 +25,6 @@ numbers (``pytest -s``).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -64,18 +63,13 @@ def onednn_enabled() -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
 
 
-@contextlib.contextmanager
-def onednn_off() -> Iterator[None]:
-    """torch's oneDNN off for a block: its LSTM then runs ATen's per-step kernel. Only the enable
-    flag (``mkldnn.flags()`` would also reset oneDNN's TF32 switch)."""
+def onednn_off() -> contextlib.AbstractContextManager[None]:
+    """torch's oneDNN off for a block: its LSTM then runs ATen's per-step kernel (the models' own switch)."""
     import torch
 
-    saved = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = saved
+    from torch_impl.recurrent import backend_flag
+
+    return backend_flag(torch.backends.mkldnn, False)
 
 
 def kernel(backend: str, arch: str, precision: str, path: str) -> str:
