@@ -10,7 +10,7 @@ import numpy as np
 from experiments.cell import Cell, CellResult, finite
 from experiments.errors import UserError
 from experiments.kinds.registry import build_model, register_cell_kind
-from experiments.tasks import evaluate, load_task
+from experiments.tasks import evaluate, load_task, task_loss
 
 TRAIN_SETTINGS: dict[str, Any] = {
     "steps": 500,
@@ -33,15 +33,16 @@ def _check_train(s: dict[str, Any]) -> None:
         raise UserError("diverge_factor", f"must be > 1, got {s['diverge_factor']}", "e.g. 100")
 
 
-def evaluate_split(backend: Any, model: Any, split: Any, task: Any, batch_size: int) -> float:
-    """The task's metric over a split, through ``Backend.forward`` and ``experiments.tasks.evaluate``."""
-    total, count = 0.0, 0
+def evaluate_split(backend: Any, model: Any, split: Any, task: Any, batch_size: int) -> tuple[float, float]:
+    """The task's metric and its loss (``experiments.tasks.task_loss``) over a split, through
+    ``Backend.forward``: one forward pass serves both."""
+    total, count, loss_total, loss_count = 0.0, 0, 0.0, 0
     for b in split.batches(batch_size):
-        out = backend.forward(model, b, train=False)
-        value, n = evaluate(task.metric, task.head, np.asarray(out.logits), b)
-        total += value
-        count += n
-    return total / max(count, 1)
+        logits = np.asarray(backend.forward(model, b, train=False).logits)
+        value, n = evaluate(task.metric, task.head, logits, b)
+        loss, m = task_loss(task.head, logits, b)
+        total, count, loss_total, loss_count = total + value, count + n, loss_total + loss, loss_count + m
+    return total / max(count, 1), loss_total / max(loss_count, 1)
 
 
 class _Batches:
@@ -83,7 +84,7 @@ def train_cell(backend: Any, cell: Cell) -> CellResult:
     steps = s["steps"]
     log_every = s["log_every"] or max(1, steps // s["max_curve_points"])
 
-    def eval_now(split: Any) -> float:
+    def eval_now(split: Any) -> tuple[float, float]:
         current = build_model(backend, cell, spec, backend.state_params(state))
         return evaluate_split(backend, current, split, task, s["eval_batch"])
 
@@ -116,7 +117,7 @@ def train_cell(backend: Any, cell: Cell) -> CellResult:
         if status != "ok":
             break
         if step % s["eval_every"] == 0 or step == steps:
-            value = eval_now(task.val)
+            value, _ = eval_now(task.val)
             val_curve["step"].append(step)
             val_curve["value"].append(value)
             if not finite(value):
@@ -130,10 +131,10 @@ def train_cell(backend: Any, cell: Cell) -> CellResult:
 
     final_val = val_curve["value"][-1] if val_curve["step"] and val_curve["step"][-1] == step else None
     if final_val is None:  # stopped early: evaluate where it stopped
-        final_val = eval_now(task.val)
+        final_val, _ = eval_now(task.val)
         val_curve["step"].append(step)
         val_curve["value"].append(final_val)
-    final_test = eval_now(task.test) if status == "ok" else None
+    final_test, final_test_loss = eval_now(task.test) if status == "ok" else (None, None)
     metrics = {
         "final_val_metric": final_val if finite(final_val) else None,
         "best_val_metric": best,
@@ -146,6 +147,7 @@ def train_cell(backend: Any, cell: Cell) -> CellResult:
         "threshold": threshold,
         "best_step": best_step,
         "final_test_metric": final_test,
+        "final_test_loss": final_test_loss,  # the task's loss on test (per-step cross-entropy, or MSE)
         "final_train_loss": last_loss if finite(last_loss) else None,
         "steps_run": step,
         "train_s": train_s,

@@ -107,3 +107,23 @@ def evaluate(metric: Metric, head: HeadSpec, logits: np.ndarray, batch: Batch) -
     if metric == "accuracy":
         return float((logits.argmax(-1) == y).sum()), len(y)
     return float(((logits - y) ** 2).mean(-1).sum()), len(y)
+
+
+def task_loss(head: HeadSpec, logits: np.ndarray, batch: Batch) -> tuple[float, int]:
+    """Sum of the training loss over the batch's scored items, and their count: cross-entropy in
+    nats for a classification head (per step for a per-step head, padded steps excluded), squared
+    error averaged over outputs for a regression head. Bai et al. (2018) report copy memory in
+    this unit: the cross-entropy per step averaged over every step of the sequence."""
+    y = batch.y
+    if head.is_classification:
+        z = logits - logits.max(-1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+        nll = -np.take_along_axis(logp, y[..., None].astype(np.int64), axis=-1)[..., 0]  # (B,) or (B, T)
+        if head.per_step:
+            mask = batch.mask
+            return float((nll * mask).sum()), int(mask.sum())
+        return float(nll.sum()), len(y)
+    if head.per_step:
+        err = ((logits - y) ** 2).mean(-1)
+        return float((err * batch.mask).sum()), int(batch.mask.sum())
+    return float(((logits - y) ** 2).mean(-1).sum()), len(y)
