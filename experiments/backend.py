@@ -39,8 +39,8 @@ PATH_CHOICES: tuple[str, ...] = ("auto", "on", "off")
 # per-step ops where it would pick oneDNN). Each backend's model files name theirs in EXECUTION_PATHS;
 # tests/test_import_rules.py keeps this table equal to them, so a grid's typo is refused before any cell runs.
 PATH_NAMES: dict[str, tuple[str, ...]] = {
-    "torch": ("cudnn", "onednn", "aten", "reference", "fused_attention"),
-    "jax": ("scan", "scan_batch", "scan_feature", "reference", "fused_attention"),
+    "torch": ("cudnn", "onednn", "aten", "reference", "fused_attention", "parallel_scan"),
+    "jax": ("scan", "scan_batch", "scan_feature", "reference", "fused_attention", "parallel_scan"),
 }
 # What ``describe`` returns on both backends (each adds its framework's versions and flags).
 DESCRIBE_KEYS: tuple[str, ...] = (
@@ -147,6 +147,12 @@ class Backend(Protocol):
     def state_params(self, state: Any) -> dict[str, np.ndarray]:
         """Canonical parameters of a train state."""
 
+    def check_device(self, device: Device = "cpu") -> None:
+        """Raise ``UserError`` (field ``device``) when this backend cannot run on ``device`` on this
+        machine (torch: ``torch.cuda.is_available()``; jax: ``jax.devices("gpu")``). The driver asks
+        it in each worker before any cell runs (``check_device`` below), so that a device that cannot
+        be had is a person's error, never a stored record."""
+
     def synchronize(self, device: Device = "cpu") -> None: ...
 
     def reset_peak_memory(self, device: Device = "cpu") -> None: ...
@@ -181,6 +187,23 @@ def load_backend(name: str) -> Backend:
     except ImportError as exc:  # the framework itself is missing
         raise UserError("backend", f"{name} is not installed ({exc})", "run `make install`") from exc
     return module.BACKEND
+
+
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+
+
+def check_device(backend: Any, device: str) -> None:
+    """Whether ``backend`` (a loaded backend object, in its worker) can run on ``device`` here;
+    ``UserError`` with field ``device`` when not. A backend without ``check_device`` (a test-only
+    one) runs on cpu only."""
+    if device not in DEVICES:
+        raise UserError("device", f"unknown device {device!r}", f"use one of {', '.join(DEVICES)}")
+    ask = getattr(backend, "check_device", None)
+    if ask is not None:
+        ask(device)
+    elif device != "cpu":
+        name = getattr(backend, "name", "this")
+        raise UserError("device", f"the {name} backend runs on cpu only", "use --device cpu")
 
 
 # -- host facts and timing both backends share (framework-free) ----------------------------------

@@ -19,6 +19,7 @@ jax.config.update("jax_enable_x64", True)
 from jax_impl.attention_lstm import AttentionLSTMModel  # noqa: E402
 from jax_impl.backend import JaxBackend  # noqa: E402
 from jax_impl.layers import SequenceModel  # noqa: E402
+from jax_impl.minrnn import MinRNNModel  # noqa: E402
 from jax_impl.recurrent import RecurrentModel  # noqa: E402
 from jax_impl.transformer import TransformerModel  # noqa: E402
 
@@ -30,8 +31,10 @@ MODELS: dict[str, type[SequenceModel]] = {
     "bilstm": RecurrentModel,
     "attention_lstm": AttentionLSTMModel,
     "transformer": TransformerModel,
+    "mingru": MinRNNModel,
+    "minlstm": MinRNNModel,
 }
 
 BACKEND = JaxBackend(MODELS)
 
-__all__ = ["BACKEND", "MODELS", "AttentionLSTMModel", "JaxBackend", "RecurrentModel", "TransformerModel"]
+__all__ = ["BACKEND", "MODELS", "AttentionLSTMModel", "JaxBackend", "MinRNNModel", "RecurrentModel", "TransformerModel"]

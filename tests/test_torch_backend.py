@@ -9,7 +9,7 @@ from _torch_helpers import random_batch, valid
 
 from experiments.backend import DESCRIBE_KEYS, Backend, Batch
 from experiments.errors import UserError
-from experiments.spec import ARCHITECTURES, OptimizerSpec, make_spec
+from experiments.spec import ARCHITECTURES, OptimizerSpec, make_spec, size_fields
 from torch_impl import BACKEND, MODELS
 from torch_impl.layers import DeviceBatch
 
@@ -17,7 +17,8 @@ SMALL = {"input_size": 3, "head_out": 3}
 
 
 def _spec(arch: str, **fields):
-    size = {"d_model": 16, "num_heads": 2, "d_ff": 24} if arch == "transformer" else {"hidden_size": 6}
+    # any other architecture: its spec's own size fields (a new one needs no edit here)
+    size = {"d_model": 16, "num_heads": 2, "d_ff": 24} if arch == "transformer" else size_fields(arch, 6)
     return make_spec(arch, **{**SMALL, **size, **fields})
 
 

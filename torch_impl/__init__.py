@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch_impl.attention_lstm import AttentionLSTMModel
 from torch_impl.backend import TorchBackend
 from torch_impl.layers import SequenceModel
+from torch_impl.minrnn import MinRNNModel
 from torch_impl.recurrent import RecurrentModel
 from torch_impl.transformer import TransformerModel
 
@@ -20,8 +21,18 @@ MODELS: dict[str, type[SequenceModel]] = {
     "bilstm": RecurrentModel,
     "attention_lstm": AttentionLSTMModel,
     "transformer": TransformerModel,
+    "mingru": MinRNNModel,
+    "minlstm": MinRNNModel,
 }
 
 BACKEND = TorchBackend(MODELS)
 
-__all__ = ["BACKEND", "MODELS", "AttentionLSTMModel", "RecurrentModel", "TorchBackend", "TransformerModel"]
+__all__ = [
+    "BACKEND",
+    "MODELS",
+    "AttentionLSTMModel",
+    "MinRNNModel",
+    "RecurrentModel",
+    "TorchBackend",
+    "TransformerModel",
+]

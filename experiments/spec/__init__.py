@@ -15,6 +15,7 @@ import numpy as np
 from experiments.errors import UserError
 from experiments.spec.attention_lstm import AttentionLSTMSpec
 from experiments.spec.common import HEAD_KINDS, ArchSpec, HeadSpec, retention_to_forget_bias
+from experiments.spec.minrnn import MinRNNSpec
 from experiments.spec.optim import OptimizerSpec
 from experiments.spec.recurrent import GATE_NAMES, GATES, RecurrentSpec
 from experiments.spec.transformer import TransformerSpec, sinusoidal_positions
@@ -27,6 +28,8 @@ REGISTRY: dict[str, tuple[type[ArchSpec], dict[str, Any]]] = {
     "bilstm": (RecurrentSpec, {"cell": "lstm", "bidirectional": True}),
     "attention_lstm": (AttentionLSTMSpec, {}),
     "transformer": (TransformerSpec, {}),
+    "mingru": (MinRNNSpec, {"cell": "mingru"}),
+    "minlstm": (MinRNNSpec, {"cell": "minlstm"}),
 }
 
 ARCHITECTURES: tuple[str, ...] = tuple(REGISTRY)
@@ -108,6 +111,7 @@ __all__ = [
     "ArchSpec",
     "AttentionLSTMSpec",
     "HeadSpec",
+    "MinRNNSpec",
     "OptimizerSpec",
     "RecurrentSpec",
     "TransformerSpec",
