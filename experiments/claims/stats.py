@@ -12,23 +12,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 LEVEL = 0.95
 BOOT_SEED = 20240601
 N_BOOT = 4000
 
-# Two-sided 97.5% quantiles of Student's t (df 1..30); beyond, the normal's 1.96.
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
+Z975 = float(scipy_stats.norm.ppf(0.975))
 
 
 def t975(df: int) -> float:
+    """The two-sided 95% quantile of Student's t with ``df`` degrees of freedom (scipy)."""
     if df < 1:
         return math.nan
-    return _T975[df - 1] if df <= len(_T975) else 1.96
+    return float(scipy_stats.t.ppf(0.975, df))
 
 
 @dataclass(frozen=True)
@@ -110,7 +107,7 @@ def ratio_estimate(num: float, den: float, rel_se_num: float = math.nan, rel_se_
     se = math.sqrt(sum(s * s for s in (rel_se_num, rel_se_den) if math.isfinite(s)))
     if not (math.isfinite(rel_se_num) or math.isfinite(rel_se_den)):
         return Estimate(value, n=1, method="ratio")
-    return Estimate(value, value * math.exp(-1.96 * se), value * math.exp(1.96 * se), 2, "ratio")
+    return Estimate(value, value * math.exp(-Z975 * se), value * math.exp(Z975 * se), 2, "ratio")
 
 
 @dataclass(frozen=True)
@@ -169,22 +166,38 @@ def local_exponents(x: Sequence[float], y: Sequence[float]) -> list[tuple[float,
 
 
 def wilson(k: int, n: int) -> Estimate:
-    """A proportion k/n with Wilson's 95% interval."""
+    """A proportion k/n with Wilson's 95% score interval (scipy's ``binomtest``)."""
     if n == 0:
         return Estimate(math.nan, n=0, method="wilson")
-    z = 1.96
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n, "wilson")
+    ci = scipy_stats.binomtest(k, n).proportion_ci(confidence_level=LEVEL, method="wilson")
+    return Estimate(k / n, float(ci.low), float(ci.high), n, "wilson")
+
+
+def exact_proportion(k: int, n: int) -> Estimate:
+    """A proportion k/n with the exact (Clopper-Pearson) 95% interval: never narrower than Wilson's."""
+    if n == 0:
+        return Estimate(math.nan, n=0, method="exact")
+    ci = scipy_stats.binomtest(k, n).proportion_ci(confidence_level=LEVEL, method="exact")
+    return Estimate(k / n, float(ci.low), float(ci.high), n, "exact")
+
+
+def proportion_difference(k1: int, n1: int, k2: int, n2: int) -> Estimate:
+    """p1 - p2 for two independent proportions, Newcombe's hybrid score interval (method 10):
+    built from each proportion's Wilson interval, so it stays inside [-1, 1] and behaves at 0/n."""
+    if n1 == 0 or n2 == 0:
+        return Estimate(math.nan, n=0, method="newcombe")
+    a, b = wilson(k1, n1), wilson(k2, n2)
+    d = a.value - b.value
+    lo = d - math.sqrt((a.value - a.lo) ** 2 + (b.hi - b.value) ** 2)
+    hi = d + math.sqrt((a.hi - a.value) ** 2 + (b.value - b.lo) ** 2)
+    return Estimate(d, max(-1.0, lo), min(1.0, hi), min(n1, n2), "newcombe")
 
 
 def log_se(est: Estimate) -> float:
     """The standard error of log(value) behind a log-symmetric 95% interval (NaN without one)."""
     if not est.has_ci or est.value <= 0 or est.hi <= 0:
         return math.nan
-    return math.log(est.hi / est.value) / 1.96
+    return math.log(est.hi / est.value) / Z975
 
 
 def divide(a: Estimate, b: Estimate) -> Estimate:
@@ -196,4 +209,4 @@ def divide(a: Estimate, b: Estimate) -> Estimate:
     if not ses:
         return Estimate(value, n=1, method="ratio")
     se = math.sqrt(sum(s * s for s in ses))
-    return Estimate(value, value * math.exp(-1.96 * se), value * math.exp(1.96 * se), 2, "ratio")
+    return Estimate(value, value * math.exp(-Z975 * se), value * math.exp(Z975 * se), 2, "ratio")

@@ -20,6 +20,7 @@ TRAIN_SETTINGS: dict[str, Any] = {
     "max_curve_points": 200,
     "diverge_factor": 100.0,  # loss above this many times the first step's loss: diverged
     "threshold": None,  # "solved" level for steps_to_threshold; None: the task's own
+    "stop_at_threshold": False,  # end the run at the first evaluation that reaches the threshold (sizing runs)
 }
 
 
@@ -127,6 +128,8 @@ def train_cell(backend: Any, cell: Cell) -> CellResult:
                 best, best_step = value, step
             if to_threshold is None and reached(value):
                 to_threshold = step
+                if s["stop_at_threshold"]:
+                    break
     train_s = time.perf_counter() - began
 
     final_val = val_curve["value"][-1] if val_curve["step"] and val_curve["step"][-1] == step else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from experiments.errors import UserError
@@ -159,6 +161,91 @@ def delayed_recall(
             "cue_kept": truncate is None or distance < truncate,
             "chance": 1.0 / n_classes,
         },
+    )
+
+
+@register_task("evidence")
+def evidence(
+    seed: int = 0,
+    seq_len: int = 50,
+    snr: float = 0.15,
+    n_train: int = 2000,
+    n_val: int = 1000,
+    n_test: int = 1000,
+) -> TaskData:
+    """Evidence accumulation (claim L9 needs a task where more context can help): a label
+    y in {0, 1} and one input channel x_t = snr * (2y - 1) + N(0, 1) at every step. Every step adds
+    information: the Bayes-optimal rule sign(sum_t x_t) is right with probability
+    Phi(snr * sqrt(T)) (``info["bayes_accuracy"]``; 0.68 at T=10, 0.93 at T=100, 0.9996 at T=500
+    for snr 0.15), so a model's accuracy *can* keep rising with T. Solved: within 0.05 of Bayes."""
+    _require("snr", snr > 0, f"snr must be > 0, got {snr}")
+    rng = np.random.default_rng(seed)
+    splits = []
+    for n in _split_sizes(n_train, n_val, n_test):
+        y = rng.integers(0, 2, size=n)
+        x = snr * (2.0 * y - 1.0)[:, None] + rng.standard_normal((n, seq_len))
+        splits.append(Split(x=x[..., None], lengths=_constant_lengths(n, seq_len), y=y))
+    train, val, test = splits
+    bayes = float(0.5 * (1.0 + math.erf(snr * math.sqrt(seq_len) / math.sqrt(2.0))))
+    majority = np.bincount(train.y, minlength=2).argmax()
+    return TaskData(
+        name="evidence",
+        train=train,
+        val=val,
+        test=test,
+        input_size=1,
+        head=HeadSpec(kind="classify", out_size=2),
+        metric="accuracy",
+        baseline=float((val.y == majority).mean()),
+        threshold=bayes - 0.05,
+        info={"seq_len": seq_len, "snr": snr, "bayes_accuracy": bayes},
+    )
+
+
+@register_task("early_late")
+def early_late(
+    seed: int = 0,
+    seq_len: int = 50,
+    n_symbols: int = 3,
+    window: int = 5,
+    n_train: int = 2000,
+    n_val: int = 500,
+    n_test: int = 500,
+) -> TaskData:
+    """Two cues, one early and one late (claim L5): every step carries a one-hot distractor symbol;
+    a flagged cue in the first ``window`` steps and another in the last ``window`` steps each carry
+    a class from ``n_symbols``, and the label is the pair (early * n_symbols + late). Every model
+    that reads the whole sequence can reach 1.0, so no gap is built in; a unidirectional model
+    must carry the early cue over about T steps while a bidirectional one meets each cue near one
+    of its two final states. Baseline: the majority pair, about 1 / n_symbols**2."""
+    _require("window", 1 <= window <= seq_len // 2, f"window must lie in [1, {seq_len // 2}]")
+    _require("n_symbols", n_symbols >= 2, "early_late needs n_symbols >= 2")
+    rng = np.random.default_rng(seed)
+    splits = []
+    for n in _split_sizes(n_train, n_val, n_test):
+        tokens = rng.integers(0, n_symbols, size=(n, seq_len))
+        first = rng.integers(0, window, size=n)
+        last = seq_len - 1 - rng.integers(0, window, size=n)
+        x = _one_hot(tokens, n_symbols + 1)  # the last channel flags the two cues
+        rows = np.arange(n)
+        x[rows, first, -1] = 1.0
+        x[rows, last, -1] = 1.0
+        y = tokens[rows, first] * n_symbols + tokens[rows, last]
+        splits.append(Split(x=x, lengths=_constant_lengths(n, seq_len), y=y))
+    train, val, test = splits
+    classes = n_symbols * n_symbols
+    majority = np.bincount(train.y, minlength=classes).argmax()
+    return TaskData(
+        name="early_late",
+        train=train,
+        val=val,
+        test=test,
+        input_size=n_symbols + 1,
+        head=HeadSpec(kind="classify", out_size=classes),
+        metric="accuracy",
+        baseline=float((val.y == majority).mean()),
+        threshold=0.95,
+        info={"seq_len": seq_len, "n_symbols": n_symbols, "window": window},
     )
 
 
