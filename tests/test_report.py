@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,7 @@ def test_report_is_deterministic_and_complete(tmp_path: Path) -> None:
     assert first.verdicts["S1"] == "confirmed" and first.verdicts["L2"] == "not run"
 
     claims = (results / "claims.md").read_text()
-    assert "| ID | claim | source | measured | verdict | device |" in claims
+    assert "| ID | claim | source | measured | verdict | device | preset |" in claims
     assert "| S1 |" in claims and "| L13 |" in claims
 
     for name in ("S1_time_vs_T", "L1_gradient_flow", "L9_accuracy_vs_T"):
@@ -142,3 +143,79 @@ def test_report_without_records(tmp_path: Path) -> None:
     summary = write_report(tmp_path / "results", tmp_path / "paper")
     assert summary.records == 0 and set(summary.verdicts.values()) == {"not run"}
     assert "not run" in (tmp_path / "results" / "claims.md").read_text()
+
+
+def _l9_records(grid: str = "claim_l6_l9_quick") -> list[dict]:
+    return [
+        train("L9", acc + jitter(s, 0.01), 0.25, seed=s, task="delayed_recall", seq_len=t, grid=grid)
+        for s in range(3)
+        for t, acc in ((5, 0.95), (10, 0.9), (20, 0.6))
+    ]
+
+
+def test_each_claim_section_says_what_ran_from_its_records(tmp_path: Path) -> None:
+    from experiments.claims import CLAIMS
+
+    recs = _l9_records()
+    results = tmp_path / "results"
+    (results / "run").mkdir(parents=True)
+    (results / "run" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    write_report(results, tmp_path / "paper")
+    text = (tmp_path / "paper" / "paper.md").read_text()
+    section = re.split(r"\n### 4\.\d+ L9 \(", text)[1].split("\n### ")[0]  # L9's section
+    ran = next(line for line in section.splitlines() if line.startswith("*Ran:*"))
+    assert "9 records (all ok)" in ran and "`claim_l6_l9_quick` (quick)" in ran
+    assert "T ∈ {5, 10, 20}" in ran  # the values present, not the plan's {10, 50, 100, 500}
+    assert "hidden 32" in ran and "lr 0.001" in ran and "B 8" in ran and "Seeds: {0, 1, 2}" in ran
+    assert "Device: cpu (Test CPU)" in ran and "float32" in ran
+    # the plan is labelled as the plan, never as what was measured
+    assert "*Measured:*" not in text
+    assert f'*Plan (the claims list\'s "how to measure"):* {CLAIMS["L9"].measure}' in section
+    assert "*Ran:* nothing yet (0 records)." in text  # a claim without records says so
+
+
+def test_verdict_rows_name_their_preset(tmp_path: Path) -> None:
+    from experiments.report.inventory import presets_label
+
+    assert presets_label(["claim_l6_l9_quick"], {"claim_l6_l9_quick": ["quick"]}) == "provisional (quick)"
+    assert presets_label(["a", "b"], {"a": ["quick"], "b": ["full"]}) == "full, quick"
+    assert presets_label(["x"], {}) == "grid x (no preset)"
+    results = tmp_path / "results"
+    (results / "run").mkdir(parents=True)
+    (results / "run" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _l9_records()))
+    write_report(results, tmp_path / "paper")
+    row = next(line for line in (results / "claims.md").read_text().splitlines() if line.startswith("| L9 |"))
+    assert row.endswith("| cpu (Test CPU) | provisional (quick) |")
+    not_run = next(line for line in (results / "claims.md").read_text().splitlines() if line.startswith("| L4 |"))
+    assert not_run.endswith("| - |")
+
+
+def test_grid_counts_equal_the_records_in_each_file(tmp_path: Path) -> None:
+    """A cell stored by two grids is one report record, and counts in each grid's file."""
+    shared = train("L9", 0.9, 0.25, task="delayed_recall", seq_len=5, grid="grid_a")
+    a = [shared, *_l9_records("grid_a")[1:]]
+    b = [{**shared, "grid": "grid_b", "claim_ids": ["L6"]}, train("L6", 0.5, 0.25, grid="grid_b", seq_len=7)]
+    results = tmp_path / "results"
+    for name, recs in (("grid_a", a), ("grid_b", b)):
+        (results / name).mkdir(parents=True)
+        (results / name / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    summary = write_report(results, tmp_path / "paper")
+    assert summary.records == len(a) + len(b) - 1
+    text = (tmp_path / "paper" / "paper.md").read_text()
+    assert f"| grid_a | - | {len(a)} |" in text and "| grid_b | - | 2 |" in text  # the grids table
+    assert f"| grid_a | ok | {len(a)} |" in text and "| grid_b | ok | 2 |" in text  # the appendix
+
+
+def test_committed_grid_counts_equal_their_files() -> None:
+    from experiments.records.store import parse_lines
+    from experiments.report.inventory import stored
+
+    results = Path(__file__).resolve().parent.parent / "results"
+    files = sorted(results.glob("*/records.jsonl"))
+    if not files:
+        pytest.skip("no committed records")
+    store = stored(results)
+    for path in files:
+        recs = [r for r in parse_lines(path.read_bytes())[0] if "config" in r]
+        grid = str(recs[0]["grid"])
+        assert store.records(grid) == len({r["key"] for r in recs}), grid

@@ -42,6 +42,11 @@ def _flat(value: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any
             yield f"{prefix}{name}", item
 
 
+def config_fields(rec: Record) -> dict[str, Any]:
+    """The record's config, flattened with dots relative to ``config`` (``spec.hidden_size``, ``optimizer.lr``)."""
+    return dict(_flat(rec.get("config") or {}))
+
+
 def flatten(rec: Record) -> dict[str, Any]:
     """One record as a flat ``{column: value}`` (the columns the module docstring lists)."""
     row: dict[str, Any] = {}
@@ -49,7 +54,7 @@ def flatten(rec: Record) -> dict[str, Any]:
         if name in SECTIONS:
             continue
         row[name] = tuple(value) if isinstance(value, list) else value
-    for name, value in _flat(rec.get("config") or {}):
+    for name, value in config_fields(rec).items():
         if name == "path":
             row["path_choice"] = value
         elif name not in row:  # arch, backend, kind, seed, task: the same value at the top

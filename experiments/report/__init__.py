@@ -19,7 +19,7 @@ from pathlib import Path
 from experiments.claims import analyze_all
 from experiments.records.fields import load_records
 from experiments.report.figures import render
-from experiments.report.inventory import hardware_table, status_table
+from experiments.report.inventory import hardware_table, status_table, stored
 from experiments.report.paper import paper_markdown
 from experiments.report.performance import (
     machine_fraction_table,
@@ -59,13 +59,14 @@ def write_report(results_dir: str | Path = "results", paper_dir: str | Path | No
     results_dir = Path(results_dir)
     paper_dir = Path(paper_dir) if paper_dir is not None else results_dir.resolve().parent / "paper"
     records = load_records(results_dir)
+    store = stored(results_dir)
     results = analyze_all(records)
     verify = load_verify(results_dir)
     tables_dir, figures_dir = results_dir / "tables", paper_dir / "figures"
     written: list[Path] = []
 
     tables = [t for res in results.values() for t in res.tables]
-    tables += [hardware_table(records), status_table(records)]
+    tables += [hardware_table(records), status_table(store)]
     tables += [performance_points_table(records), overhead_table(records), machine_fraction_table(records)]
     tables.append(performance_table(records))
     if verify:
@@ -80,8 +81,8 @@ def write_report(results_dir: str | Path = "results", paper_dir: str | Path | No
             written += render(fig, figures_dir)
             figure_names.setdefault(cid, []).append(fig.name)
 
-    _write(results_dir / "claims.md", claims_markdown(results, records), written)
-    _write(paper_dir / "paper.md", paper_markdown(results, records, verify, figure_names), written)
+    _write(results_dir / "claims.md", claims_markdown(results, records, store), written)
+    _write(paper_dir / "paper.md", paper_markdown(results, records, verify, figure_names, store), written)
     keep = set(written)
     _prune(tables_dir, (".md", ".csv"), keep)
     _prune(figures_dir, (".png", ".svg"), keep)

@@ -1,14 +1,87 @@
-"""What the records are: the devices and software they name, their precisions, grids, presets and statuses."""
+"""What the records are: the devices and software they name, their precisions, grids, presets and statuses.
+
+Record counts are computed here, one way, for every table and sentence of the report:
+
+- the report's records are ``fields.load_records``: one per key, across every grid file;
+- a grid's records (``Stored``) are those its file holds, one per key by the same rule (the ``ok``
+  one of a retried cell), so that a grid's count equals the records in its file even where a
+  cell is stored by two grids (it is then one report record, serving both grids' claims);
+- a claim's records are ``claim_records``: the report's records tagged with the claim.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from experiments.claims.base import Table
 from experiments.grid import raw_lists
 from experiments.records import fields as R
 from experiments.records.fields import Record
+
+QUICK = "quick"  # the CPU preset of tiny budgets: verdicts from it alone are provisional
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The record files' contents, per grid: ``statuses[grid][status]`` records (one per key), and
+    ``served[grid]``, the (claim, device) pairs its records serve."""
+
+    statuses: dict[str, Counter[str]] = field(default_factory=dict)
+    served: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+
+    def records(self, grid: str) -> int:
+        return sum(self.statuses.get(grid, Counter()).values())
+
+    @property
+    def total(self) -> int:
+        """Records summed over grids (a cell stored by two grids counts in each)."""
+        return sum(self.records(g) for g in self.statuses)
+
+    def grids_for(self, claim_id: str, device: str | None = None) -> list[str]:
+        """The grids whose records serve ``claim_id`` (on ``device``, ``cpu`` or ``cuda``, when given)."""
+        return sorted(
+            g for g, pairs in self.served.items() if any(c == claim_id and device in (None, d) for c, d in pairs)
+        )
+
+
+def _count(recs: Sequence[tuple[str, Record]]) -> Stored:
+    statuses: dict[str, Counter[str]] = {}
+    served: dict[str, set[tuple[str, str]]] = {}
+    for grid, rec in recs:
+        statuses.setdefault(grid, Counter())[str(rec.get("status"))] += 1
+        served.setdefault(grid, set()).update((str(c), R.device(rec)) for c in rec.get("claim_ids") or [])
+    return Stored(dict(sorted(statuses.items())), dict(sorted(served.items())))
+
+
+def stored(results_dir: str | Path) -> Stored:
+    """Per grid, the records its files hold (the folders ``fields.load_records`` reads, by its rules)."""
+    from experiments.records.store import RECORDS, parse_lines
+
+    chosen: dict[tuple[str, str], Record] = {}  # (grid, key) -> the record kept
+    for path in sorted(Path(results_dir).glob(f"*/{RECORDS}")):
+        if path.parent.name.startswith("_"):
+            continue
+        for rec in parse_lines(path.read_bytes())[0]:
+            if "config" not in rec:
+                continue
+            at = (str(rec.get("grid") or path.parent.name), str(rec.get("key", f"#{len(chosen)}")))
+            if at not in chosen or (not R.ok(chosen[at]) and R.ok(rec)):
+                chosen[at] = rec
+    return _count([(grid, rec) for (grid, _), rec in chosen.items()])
+
+
+def stored_from(records: Sequence[Record]) -> Stored:
+    """``Stored`` for records that come from no folder (each counted under its own ``grid``)."""
+    return _count([(str(r.get("grid")), r) for r in records])
+
+
+def claim_records(records: Sequence[Record], claim_id: str) -> list[Record]:
+    """The records that serve ``claim_id``: the ones its section and its "Ran" paragraph count."""
+    return R.select(records, claim_id)
+
 
 VERSION_KEYS = ("jax", "jaxlib", "flax", "optax", "cuda", "cudnn")
 
@@ -46,18 +119,30 @@ def precision_table(records: Sequence[Record]) -> Table:
     )
 
 
-def status_table(records: Sequence[Record]) -> Table:
-    counts = Counter((str(r.get("grid")), str(r.get("status"))) for r in records)
-    rows = [[g, s, n] for (g, s), n in sorted(counts.items())]
+def status_table(store: Stored) -> Table:
+    rows = [[g, s, n] for g, counts in sorted(store.statuses.items()) for s, n in sorted(counts.items())]
     return Table("record_status", "Records by grid and status", ["grid", "status", "records"], rows)
 
 
-def grid_presets(records: Sequence[Record]) -> dict[str, list[str]]:
-    """Each grid the records name, sorted, with the presets its grid file lists (none if it has no file)."""
+def grid_presets(grids: Iterable[str]) -> dict[str, list[str]]:
+    """Each of ``grids``, sorted, with the presets its grid file lists (none if it has no file)."""
     presets = raw_lists("presets")  # unreadable grid files are skipped there, each alone
-    return {g: presets.get(g, []) for g in sorted({str(r.get("grid")) for r in records})}
+    return {g: presets.get(g, []) for g in sorted(set(grids))}
 
 
 def preset_names(grids: dict[str, list[str]]) -> list[str]:
     """The presets named by any of ``grids``, sorted."""
     return sorted({p for ps in grids.values() for p in ps})
+
+
+def presets_label(grids: Sequence[str], presets: dict[str, list[str]]) -> str:
+    """Where a verdict comes from: ``provisional (quick)`` when every grid behind it is a ``quick`` one,
+    else the presets its grids belong to (a grid in none is named as such)."""
+    grids = sorted(set(grids))
+    if not grids:
+        return "-"
+    if all(QUICK in presets.get(g, []) for g in grids):
+        return f"provisional ({QUICK})"
+    names = sorted({p for g in grids for p in presets.get(g, [])})
+    loose = [g for g in grids if not presets.get(g)]
+    return ", ".join(names + [f"grid {g} (no preset)" for g in loose])

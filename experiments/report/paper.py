@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult
 from experiments.records.fields import Record
-from experiments.report.inventory import grid_presets, preset_names, status_table
+from experiments.report.inventory import Stored, grid_presets, preset_names, status_table, stored_from
 from experiments.report.sections.agreement import agreement
 from experiments.report.sections.claims import claim_sections, semantics, verdicts
 from experiments.report.sections.intro import abstract, methods, suite
@@ -33,8 +33,8 @@ def _header() -> list[str]:
     ]
 
 
-def _appendix(records: Sequence[Record]) -> list[str]:
-    return ["## Appendix: records by grid and status", "", table_markdown(status_table(records))]
+def _appendix(store: Stored) -> list[str]:
+    return ["## Appendix: records by grid and status", "", table_markdown(status_table(store))]
 
 
 def paper_markdown(
@@ -42,20 +42,23 @@ def paper_markdown(
     records: Sequence[Record],
     verify: list[VerifyReport],
     figure_names: dict[str, list[str]],
+    store: Stored | None = None,
 ) -> str:
-    """The whole paper: ``results`` from ``analyze_all(records)``, ``figure_names`` by claim ID."""
-    grids = grid_presets(records)
+    """The whole paper: ``results`` from ``analyze_all(records)``, ``figure_names`` by claim ID, ``store``
+    the record files' counts (``inventory.stored``; counted from ``records`` when not given)."""
+    store = store if store is not None else stored_from(records)
+    grids = grid_presets(store.statuses)
     sections = [
         _header(),
         abstract(results, records, grids),
-        suite(records, grids),
+        suite(store, grids),
         methods(records),
-        verdicts(results),
-        claim_sections(results, figure_names),
+        verdicts(results, store),
+        claim_sections(results, figure_names, records, store),
         semantics(),
         agreement(verify),
         performance(records),
         limitations(results, records, preset_names(grids)),
-        _appendix(records),
+        _appendix(store),
     ]
     return "\n".join(line for section in sections for line in section).rstrip() + "\n"

@@ -15,9 +15,9 @@ PERF_GRID_PREFIX = "perf_"  # grids that time both backends point by point (expe
 DEEPBENCH_GRID_PREFIX = "perf_deepbench"  # LSTM at DeepBench's training configs (experiments/configs/)
 PERF_COLUMNS = ["device", "arch", "T", "H", "B", "torch ms", "jax ms", "jax/torch", "goal met"]
 PERF_COLUMNS += ["paths (torch / jax)", "CV (torch / jax)", "jax compile s"]
-CPU_RATIO_GOAL = 1.5  # issue 7: jax step <= 1.5x torch's on CPU, <= 1.1x on GPU
+CPU_RATIO_GOAL = 1.5  # the suite's performance goal: jax step <= 1.5x torch's on CPU, <= 1.1x on GPU
 GPU_RATIO_GOAL = 1.1
-CV_GOAL = {"cpu": 0.05, "cuda": 0.02}  # issue 7: step-time CV <= 5% on CPU, <= 2% on GPU
+CV_GOAL = {"cpu": 0.05, "cuda": 0.02}  # the steadiness goal: step-time CV <= 5% on CPU, <= 2% on GPU
 OVERHEAD_COLUMNS = ["device", "backend", "arch", "baseline", "B", "T", "H", "threads / clock", "ours/baseline"]
 OVERHEAD_COLUMNS += ["min-based", "goal", "goal met", "CV (ours / baseline)"]
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from experiments.claims import CLAIMS
 from experiments.claims.base import ClaimResult
+from experiments.records.fields import Record
+from experiments.report.inventory import Stored, claim_records, grid_presets
+from experiments.report.ran import ran_paragraph
 from experiments.report.tables import table_markdown
 from experiments.report.verdicts import note_suffix, verdict_markdown
 
@@ -39,20 +43,29 @@ SEMANTICS_TESTS = {
 }
 
 
-def verdicts(results: dict[str, ClaimResult]) -> list[str]:
-    out = ["## 3. Verdicts", "", "One row per claim and device; CPU and GPU verdicts are separate rows.", ""]
-    out.append(verdict_markdown(results))
+def verdicts(results: dict[str, ClaimResult], store: Stored) -> list[str]:
+    out = ["## 3. Verdicts", ""]
+    out.append(
+        "One row per claim and device; CPU and GPU verdicts are separate rows. The last column names the "
+        "preset of the grids a verdict comes from; one decided from `quick` grids alone is provisional."
+    )
+    out += ["", verdict_markdown(results, store)]
     return out
 
 
-def _claim_section(number: str, cid: str, res: ClaimResult, figures: list[str]) -> list[str]:
+def _claim_section(
+    number: str, cid: str, res: ClaimResult, figures: list[str], records: Sequence[Record], store: Stored
+) -> list[str]:
     claim = CLAIMS[cid]
+    grids = store.grids_for(cid)
     out = [
         f"### {number} {cid} ({claim.priority}, source {claim.source})",
         "",
         f"> {claim.statement}",
         "",
-        f"*Measured:* {claim.measure} ({res.n_records} records)",
+        f'*Plan (the claims list\'s "how to measure"):* {claim.measure}',
+        "",
+        ran_paragraph(claim_records(records, cid), grids, grid_presets(grids)),
         "",
     ]
     for row in res.rows:
@@ -68,10 +81,17 @@ def _claim_section(number: str, cid: str, res: ClaimResult, figures: list[str]) 
     return out
 
 
-def claim_sections(results: dict[str, ClaimResult], figure_names: dict[str, list[str]]) -> list[str]:
+def claim_sections(
+    results: dict[str, ClaimResult], figure_names: dict[str, list[str]], records: Sequence[Record], store: Stored
+) -> list[str]:
     out = ["## 4. The claims, one by one", ""]
+    out.append(
+        "Each section quotes the claim, gives the plan from the claims list, and then says what ran, read from "
+        "the records behind the verdict (*Ran:*): where the two differ, the records are what the verdict rests on."
+    )
+    out.append("")
     for i, (cid, res) in enumerate(results.items(), start=1):
-        out += _claim_section(f"4.{i}", cid, res, figure_names.get(cid, []))
+        out += _claim_section(f"4.{i}", cid, res, figure_names.get(cid, []), records, store)
     return out
 
 

@@ -10,7 +10,7 @@ from experiments.claims.base import ClaimResult
 from experiments.claims.verdict import NOT_RUN, VERDICTS
 from experiments.records import fields as R
 from experiments.records.fields import Record
-from experiments.report.inventory import hardware_table, precision_table, preset_names
+from experiments.report.inventory import Stored, hardware_table, precision_table, preset_names
 from experiments.report.tables import markdown, table_markdown
 
 
@@ -40,7 +40,7 @@ def abstract(results: dict[str, ClaimResult], records: Sequence[Record], grids: 
     return out
 
 
-def suite(records: Sequence[Record], grids: dict[str, list[str]]) -> list[str]:
+def suite(store: Stored, grids: dict[str, list[str]]) -> list[str]:
     from experiments.backend import BACKENDS
     from experiments.spec import ARCHITECTURES
     from experiments.tasks import task_names, task_summary
@@ -52,10 +52,9 @@ def suite(records: Sequence[Record], grids: dict[str, list[str]]) -> list[str]:
     )
     out += ["", "Tasks (NumPy, seeded, train/validation/test splits, a trivial baseline each):", ""]
     out += [f"- `{name}`: {task_summary(name)}" for name in task_names()]
-    out += ["", "Grids behind these records:", ""]
-    per_grid = Counter(str(r.get("grid")) for r in records)
+    out += ["", "Grids behind these records (each grid's records as its file holds them):", ""]
     out.append(
-        markdown(["grid", "presets", "records"], [[g, ", ".join(p) or "-", per_grid[g]] for g, p in grids.items()])
+        markdown(["grid", "presets", "records"], [[g, ", ".join(p) or "-", store.records(g)] for g, p in grids.items()])
     )
     return out
 

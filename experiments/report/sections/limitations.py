@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 
@@ -13,6 +12,8 @@ from experiments.claims.base import ClaimResult, fmt
 from experiments.claims.verdict import NOT_RUN
 from experiments.records import fields as R
 from experiments.records.fields import Record
+from experiments.report.inventory import claim_records
+from experiments.report.ran import seeds_per_setting
 
 NOISY_CV = 0.25  # a bench cell whose step times vary more than this is flagged as noisy
 CPU_MEMORY = (
@@ -30,15 +31,7 @@ CPU_MEMORY = (
 
 def max_seeds(records: Sequence[Record], cid: str) -> int:
     """The most seeds any one configuration of claim ``cid`` ran with (0 without records)."""
-    groups: dict[str, set[int]] = {}
-    for r in records:
-        if not R.has_claim(r, cid):
-            continue
-        cfg = dict(r.get("config", {}))
-        cfg.pop("seed", None)
-        cfg.pop("data_seed", None)
-        groups.setdefault(json.dumps(cfg, sort_keys=True, default=str), set()).add(R.seed(r))
-    return max((len(s) for s in groups.values()), default=0)
+    return seeds_per_setting(claim_records(records, cid))
 
 
 def _gpu(results: dict[str, ClaimResult]) -> str:
