@@ -18,6 +18,7 @@ jax.config.update("jax_enable_x64", True)
 
 from jax_impl.attention_lstm import AttentionLSTMModel  # noqa: E402
 from jax_impl.backend import JaxBackend  # noqa: E402
+from jax_impl.interface import ModelInterface, check_models  # noqa: E402
 from jax_impl.layers import SequenceModel  # noqa: E402
 from jax_impl.minrnn import MinRNNModel  # noqa: E402
 from jax_impl.recurrent import RecurrentModel  # noqa: E402
@@ -35,6 +36,16 @@ MODELS: dict[str, type[SequenceModel]] = {
     "minlstm": MinRNNModel,
 }
 
+check_models(MODELS)  # an incomplete registry fails at import, naming the missing piece
 BACKEND = JaxBackend(MODELS)
 
-__all__ = ["BACKEND", "MODELS", "AttentionLSTMModel", "JaxBackend", "MinRNNModel", "RecurrentModel", "TransformerModel"]
+__all__ = [
+    "BACKEND",
+    "MODELS",
+    "AttentionLSTMModel",
+    "JaxBackend",
+    "MinRNNModel",
+    "ModelInterface",
+    "RecurrentModel",
+    "TransformerModel",
+]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch_impl.attention_lstm import AttentionLSTMModel
 from torch_impl.backend import TorchBackend
+from torch_impl.interface import ModelInterface, check_models
 from torch_impl.layers import SequenceModel
 from torch_impl.minrnn import MinRNNModel
 from torch_impl.recurrent import RecurrentModel
@@ -25,6 +26,7 @@ MODELS: dict[str, type[SequenceModel]] = {
     "minlstm": MinRNNModel,
 }
 
+check_models(MODELS)  # an incomplete registry fails at import, naming the missing piece
 BACKEND = TorchBackend(MODELS)
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "MODELS",
     "AttentionLSTMModel",
     "MinRNNModel",
+    "ModelInterface",
     "RecurrentModel",
     "TorchBackend",
     "TransformerModel",

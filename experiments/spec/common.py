@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -94,56 +94,73 @@ def retention_to_forget_bias(steps: int) -> float:
     return math.log(f / (1.0 - f))
 
 
+def _missing(spec: object, name: str) -> NotImplementedError:
+    """The error of a spec class that lacks one of the pieces every architecture defines."""
+    cls = spec if isinstance(spec, type) else type(spec)
+    return NotImplementedError(
+        f"{cls.__name__} does not define {name}, which every architecture spec must "
+        "(README, 'Adding an architecture', step 1)"
+    )
+
+
 class ArchSpec:
     """Mixin for the frozen dataclasses that fully determine a model.
 
     Subclasses define ``arch`` (their registry name), ``input_size``, ``head``,
-    and the methods below; everything else (counts, totals) derives from them.
+    and the methods below down to ``param_count`` (``output_size`` and
+    ``pooled_size`` included); everything else (counts, totals) derives from them.
+    A missing one raises ``NotImplementedError`` naming it.
+
+    ``DRAW_OPTIONS`` gives the values the cross-backend property tests draw for a
+    field of the subclass that is neither a size (``experiments.verify.Sizes``), a
+    bool nor a ``Literal``; ``experiments.verify.field_options`` refuses a field
+    it has no values for, rather than leaving it silently at its default.
     """
 
     arch: str
     input_size: int
     head: HeadSpec
+    DRAW_OPTIONS: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     # -- what a subclass provides -------------------------------------------
     def validate(self) -> None:
-        raise NotImplementedError
+        raise _missing(self, "validate")
 
     def param_schema(self) -> dict[str, tuple[int, ...]]:
         """Canonical parameters: name -> shape, in a fixed order (the init order)."""
-        raise NotImplementedError
+        raise _missing(self, "param_schema")
 
     def init_params(self, seed: int) -> dict[str, np.ndarray]:
         """PyTorch-default initial parameters as float64 arrays, drawn in schema order."""
-        raise NotImplementedError
+        raise _missing(self, "init_params")
 
     def forward_flops(self, batch: int, seq_len: int) -> int:
         """Floating-point operations of one forward pass (a multiply-add counts 2)."""
-        raise NotImplementedError
+        raise _missing(self, "forward_flops")
 
     def stored_activations(self, batch: int, seq_len: int, attention_path: str = "reference") -> int:
         """Values a straightforward implementation keeps for the backward pass of one training step."""
-        raise NotImplementedError
+        raise _missing(self, "stored_activations")
 
     @property
     def pooled_size(self) -> int:
         """Width of the pooled features that a sequence-level head reads."""
-        raise NotImplementedError
+        raise _missing(self, "pooled_size")
 
     @property
     def output_size(self) -> int:
         """Width of the per-step outputs (B, T, output_size)."""
-        raise NotImplementedError
+        raise _missing(self, "output_size")
 
     @classmethod
     def fields_for_size(cls, hidden: int) -> dict[str, int]:
         """Spec fields that a grid's ``hidden`` axis sets for this family."""
-        raise NotImplementedError
+        raise _missing(cls, "fields_for_size")
 
     # -- derived ----------------------------------------------------------------
     def param_count(self) -> int:
         """The analytic count; a test checks it against the schema."""
-        raise NotImplementedError
+        raise _missing(self, "param_count")
 
     def schema_param_count(self) -> int:
         return int(sum(math.prod(shape) for shape in self.param_schema().values()))

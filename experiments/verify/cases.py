@@ -88,17 +88,22 @@ def field_options(arch: str, sizes: Sizes = SIZES) -> dict[str, tuple[Any, ...]]
     """What a draw may set, per spec field of ``arch``: discovered from the spec class.
 
     Size fields take :class:`Sizes`; bools and ``Literal`` fields every value; a
-    field not known here keeps its default. A new architecture is covered by
-    this without an edit; name a field here only to draw more of it.
+    spec class's own ``DRAW_OPTIONS`` name the values of any other field it adds
+    (they win over everything here). A field with no values from any of these is
+    refused (``TypeError`` naming it), never left silently at its default: a new
+    architecture is covered with no edit here, or told what to add to its spec.
     """
     cls, fixed = REGISTRY[arch]
     hints = typing.get_type_hints(cls)
+    own = getattr(cls, "DRAW_OPTIONS", {})
     options: dict[str, tuple[Any, ...]] = {}
     for f in dataclasses.fields(cls):
         if f.name in ("arch", "head") or f.name in fixed:
             continue
         hint = hints.get(f.name)
-        if f.name in FIELD_OPTIONS:
+        if f.name in own:
+            options[f.name] = tuple(own[f.name])
+        elif f.name in FIELD_OPTIONS:
             options[f.name] = FIELD_OPTIONS[f.name]
         elif hasattr(sizes, f.name):
             options[f.name] = getattr(sizes, f.name)
@@ -106,6 +111,11 @@ def field_options(arch: str, sizes: Sizes = SIZES) -> dict[str, tuple[Any, ...]]
             options[f.name] = (False, True)
         elif typing.get_origin(hint) is Literal:
             options[f.name] = typing.get_args(hint)
+        else:
+            raise TypeError(
+                f"{cls.__name__}.{f.name}: the property tests have no values to draw for it; "
+                f"give them in {cls.__name__}.DRAW_OPTIONS (a tuple; one value if it must stay fixed, and say why)"
+            )
     options["head_kind"] = HEAD_KINDS
     options["head_out"] = sizes.head_out
     return options
