@@ -13,7 +13,7 @@ import sys
 
 from experiments.errors import UserError
 
-COMMANDS: tuple[str, ...] = ("list", "verify", "bench", "run", "report", "reproduce")
+COMMANDS: tuple[str, ...] = ("list", "verify", "bench", "run", "report", "reproduce", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:
