@@ -60,6 +60,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import inspect
 import itertools
 import tomllib
 from pathlib import Path
@@ -91,6 +92,7 @@ from experiments.grid_keys import (
 from experiments.kinds import CELL_KINDS, get_kind
 from experiments.spec import ARCHITECTURES, OptimizerSpec, make_spec, size_fields, spec_fields, spec_to_dict
 from experiments.tasks import load_task
+from experiments.tasks.base import _TASKS as TASK_FACTORIES  # read only: which parameters a task takes
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -286,6 +288,8 @@ class Grid:
                 values = shrunk(values)
             cell = self._resolve(values, coords=dict(zip(keys, combo, strict=True)))
             out.setdefault(cell.key, cell)
+        if not out:  # every combination excluded: running it would store nothing and look done
+            raise self._error("exclude", "removes every cell of the grid", "narrow the [[exclude]] patterns")
         first = list(out.values())
         repeats = [self._repeat(cell, r) for r in range(1, self.file.repeats) for cell in first]
         return first + repeats
@@ -337,6 +341,7 @@ class Grid:
                     raise fail(UserError(name, f"comes from the task {task!r}", f"remove {name}"))
             if seq_len is not None:
                 task_params["seq_len"] = seq_len
+            _check_task_params(task, task_params, self._error)
             try:
                 meta = _task_meta(task, data_seed, tuple(sorted(task_params.items())))
             except UserError as exc:
@@ -405,6 +410,22 @@ def _matches(pattern: dict[str, Any], values: dict[str, Any], defaults: dict[str
         elif have != want:
             return False
     return True
+
+
+def _check_task_params(task: str, params: dict[str, Any], error: Any) -> None:
+    """A parameter the task does not take is named as ``task_params.NAME`` (not blamed on ``task``)."""
+    factory = TASK_FACTORIES.get(task)
+    if factory is None:
+        return  # an unknown task: load_task names it
+    signature = inspect.signature(factory)
+    if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        return
+    takes = [n for n in signature.parameters if n != "seed"]
+    for name in params:
+        if name not in takes:
+            close = difflib.get_close_matches(name, takes, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"{task!r} takes {', '.join(takes)}"
+            raise error(f"{TASK_PREFIX}{name}", f"the task {task!r} has no parameter {name!r}", hint)
 
 
 @functools.lru_cache(maxsize=256)
@@ -477,6 +498,8 @@ def load_grid(name_or_path: str | Path) -> Grid:
     """A grid by name (``experiments/configs/NAME.toml``) or by path; validated at the top level."""
     text = str(name_or_path)
     path = Path(text)
+    if path.is_dir():
+        raise UserError("grid", f"{text} is a directory", "give a grid file (NAME.toml) inside it, or a grid's name")
     if not (text.endswith(".toml") or path.is_file()):
         paths = _grid_paths()
         if text not in paths:

@@ -203,6 +203,10 @@ class JaxBackend:
     def state_params(self, state: optim.TrainState) -> dict[str, np.ndarray]:
         return {name: np.asarray(state.params[name]) for name in state.model.spec.param_schema()}
 
+    def check_device(self, device: Device = "cpu") -> None:
+        """Raise ``UserError`` (field ``device``) when ``device`` cannot be had here (jax.devices("gpu"))."""
+        resolve_device(device)
+
     def synchronize(self, device: Device = "cpu") -> None:
         if self._last is not None:
             jax.block_until_ready(self._last)

@@ -225,6 +225,10 @@ class TorchBackend:
         return export_params(state.model)
 
     # -- device -------------------------------------------------------------------------------
+    def check_device(self, device: Device = "cpu") -> None:
+        """Raise ``UserError`` (field ``device``) when ``device`` cannot be had here (torch.cuda.is_available())."""
+        resolve_device(device)
+
     def synchronize(self, device: Device = "cpu") -> None:
         if device == "cuda":
             torch.cuda.synchronize()

@@ -6,6 +6,9 @@ import argparse
 import json
 
 from experiments.backend import PRECISIONS
+from experiments.errors import UserError
+
+COMMAND_LINE = "command line"  # the one-cell grid's "file"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -48,21 +51,64 @@ def bench_grid(args: argparse.Namespace):  # -> Grid
         fixed["hidden"] = args.hidden
     if args.layers is not None:
         fixed["layers"] = args.layers
-    return Grid(name="bench", path=Path("command line"), file=GridFile(kind="bench", fixed=fixed))
+    return Grid(name="bench", path=Path(COMMAND_LINE), file=GridFile(kind="bench", fixed=fixed))
+
+
+# grid keys the flags set; a grid error on one of them is reported under the flag's name
+FLAGS: dict[str, str] = {
+    "arch": "--arch",
+    "backend": "--backend",
+    "batch": "--batch",
+    "seq_len": "--seq-len",
+    "hidden": "--hidden",
+    "layers": "--layers",
+    "num_layers": "--layers",
+    "precision": "--precision",
+    "device": "--device",
+    "path": "--path",
+    "seed": "--seed",
+}
+
+
+def as_flag_error(exc: UserError) -> UserError:
+    """A grid error about the one-cell grid, named by the flag (``--hidden``), not ``command line: fixed.hidden``."""
+    key = exc.field.removeprefix(f"{COMMAND_LINE}: ").removeprefix("fixed.")
+    flag = FLAGS.get(key)
+    if flag is None:
+        return exc
+    problem = exc.problem.split(", in the cell ")[0]  # the cell is the command line itself
+    fix = exc.fix.replace("use ", "give ", 1) if exc.fix.startswith("use ") else exc.fix
+    return UserError(flag, problem, fix or f"change {flag}")
+
+
+def one_cell(args: argparse.Namespace):  # -> Cell
+    try:
+        (cell,) = bench_grid(args).cells()
+    except UserError as exc:
+        raise as_flag_error(exc) from None
+    return cell
 
 
 def run(args: argparse.Namespace) -> int:
     from experiments.records.build import make_record
     from experiments.records.envinfo import driver_env
     from experiments.run.executors import LocalExecutor
+    from experiments.run.memory import estimated_oom
 
-    (cell,) = bench_grid(args).cells()
-    ex = LocalExecutor()
-    try:
-        ex.start([cell.backend])
-        record = make_record(cell, ex.run(cell), driver_env(ex.name))
-    finally:
-        ex.close()
+    cell = one_cell(args)
+    guarded = estimated_oom(cell)  # a cell that cannot fit is never started
+    if guarded is not None:
+        record = make_record(cell, guarded, driver_env("local"))
+    else:
+        ex = LocalExecutor()
+        try:
+            try:
+                ex.start([cell.backend], {cell.backend: [cell.device]})
+            except UserError as exc:
+                raise (as_flag_error(exc) if exc.field == "device" else exc) from None
+            record = make_record(cell, ex.run(cell), driver_env(ex.name))
+        finally:
+            ex.close()
     if args.json:
         print(json.dumps(record, indent=2, default=str))
     else:

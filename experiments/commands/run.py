@@ -20,7 +20,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster (default: start a local one)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="override the grids' device")
     parser.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
-    parser.add_argument("--retry-errors", action="store_true", help="also rerun cells stored with status error")
+    parser.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="also rerun cells stored with status error (run exits 1 while any remain)",
+    )
     parser.add_argument(
         "--dry-run", action="store_true", help="list the cells, their keys and estimated seconds; run nothing"
     )
@@ -74,4 +78,5 @@ def run(args: argparse.Namespace) -> int:
         retry_errors=args.retry_errors,
         shrink=args.shrink,
     )
-    return 1 if summary.errors else 0
+    # a cell stored as error looks finished to the next run: say so, and fail until it is rerun
+    return 1 if summary.errors or summary.stored_errors else 0

@@ -12,6 +12,14 @@
 - ``reserve(key)`` takes a per-cell lock file (``.locks/<key>``, ``flock``), so that
   two drivers do not run the same cell at once; a dead driver's locks vanish with it.
 - Non-finite floats are written as ``null``: every line is strict JSON.
+- ``repair()`` (the runner calls it before each run) says what it repaired: a torn last
+  line is cut ("repaired a torn last line: cell K will rerun"); a complete line that does
+  not parse (a disk error, a hand edit) is moved to ``records.jsonl.quarantine`` beside
+  the store, so that every line of ``records.jsonl`` parses. That move is the one rewrite:
+  the cleaned file replaces the old one (write, fsync, rename) under the lock, and a writer
+  that opened the old file re-opens the new one (``_open_locked`` compares inodes).
+- ``check_writable()`` refuses a results folder that is a file or cannot be written, as a
+  ``UserError`` before any worker starts.
 
 ``iter_records(results_dir)`` reads every record under a results folder.
 """
@@ -23,11 +31,22 @@ import fcntl
 import json
 import math
 import os
-from collections.abc import Iterator
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from experiments.errors import UserError
+
 RECORDS = "records.jsonl"
+QUARANTINE = RECORDS + ".quarantine"
+_KEY = re.compile(rb'"key"\s*:\s*"([^"]+)"')
+
+
+def _say_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def strict(value: Any) -> Any:
@@ -43,6 +62,13 @@ def strict(value: Any) -> Any:
 
 def encode(record: dict[str, Any]) -> bytes:
     return (json.dumps(strict(record), separators=(",", ":"), allow_nan=False) + "\n").encode()
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def parse_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
@@ -64,13 +90,37 @@ def parse_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
 class Store:
     """The records of one run: ``<results_dir>/<run_name>/records.jsonl``."""
 
-    def __init__(self, results_dir: str | Path, run_name: str) -> None:
-        self.dir = Path(results_dir) / run_name
+    def __init__(self, results_dir: str | Path, run_name: str, say: Callable[[str], None] | None = None) -> None:
+        """``say``: where the store reports what it repaired (default: standard error)."""
+        self.results_dir = Path(results_dir)
+        self.dir = self.results_dir / run_name
         self.path = self.dir / RECORDS
+        self.quarantine = self.dir / QUARANTINE
         self.locks_dir = self.dir / ".locks"
+        self._say = say or _say_stderr
         self._offset = 0
+        self._inode: int | None = None
         self._status: dict[str, set[str]] = {}
         self._locks: dict[str, int] = {}
+
+    def check_writable(self) -> None:
+        """``UserError`` (field ``--results``) unless records can be written here: a folder that is
+        a file, or one this user cannot write, is refused before any worker starts."""
+        for folder in (self.results_dir, self.dir):
+            if folder.exists() and not folder.is_dir():
+                raise UserError("--results", f"{folder} is a file, not a folder", "give a folder: --results DIR")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=self.dir)
+            os.close(fd)
+            os.unlink(probe)
+            if self.path.exists():
+                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND))
+        except OSError as exc:
+            where = exc.filename or self.dir
+            raise UserError(
+                "--results", f"cannot write {where}: {exc.strerror}", "give a folder you can write: --results DIR"
+            ) from None
 
     # -- reading -----------------------------------------------------------------------
     def _read_new(self, fd: int | None = None) -> list[dict[str, Any]]:
@@ -82,9 +132,10 @@ class Store:
             except FileNotFoundError:
                 return []
         try:
-            size = os.fstat(fd).st_size
-            if size < self._offset:  # truncated by hand: start over
-                self._offset, self._status = 0, {}
+            stat = os.fstat(fd)
+            size = stat.st_size
+            if size < self._offset or stat.st_ino != self._inode:  # truncated or replaced (repair): start over
+                self._offset, self._status, self._inode = 0, {}, stat.st_ino
             data = os.pread(fd, size - self._offset, self._offset) if size > self._offset else b""
         finally:
             if own:
@@ -123,9 +174,8 @@ class Store:
         """Append ``record`` unless its key is already done; True when written."""
         line = encode(record)
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = self._open_locked(create=True)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             self._repair_tail(fd)
             self._read_new(fd)
             if self.done(record["key"], retry_errors):
@@ -138,31 +188,73 @@ class Store:
         finally:
             os.close(fd)  # releases the lock
 
+    def _open_locked(self, create: bool = False) -> int:
+        """The store's file, open for appending under the exclusive lock; re-opened while the
+        path names another file than the one locked (``repair`` replaced it meanwhile)."""
+        flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
+        while True:
+            fd = os.open(self.path, flags, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+
     def _repair_tail(self, fd: int) -> None:
         size = os.fstat(fd).st_size
         if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
             return
         chunk = 1 << 16
-        pos = size
+        pos, cut = size, 0
         while pos > 0:  # find the last newline: everything after it is a dead writer's torn line
             start = max(0, pos - chunk)
             idx = os.pread(fd, pos - start, start).rfind(b"\n")
             if idx >= 0:
-                os.ftruncate(fd, start + idx + 1)
-                return
+                cut = start + idx + 1
+                break
             pos = start
-        os.ftruncate(fd, 0)
+        key = _KEY.search(os.pread(fd, min(size - cut, 1 << 20), cut))
+        os.ftruncate(fd, cut)
+        cell = key.group(1).decode(errors="replace") if key else "(its key was cut off)"
+        self._say(f"{self.path}: repaired a torn last line ({size - cut} bytes): cell {cell} will rerun")
 
     def repair(self) -> None:
-        """Cut a torn tail left by a killed writer (``append`` does it too)."""
+        """Cut a torn tail left by a killed writer (``append`` does it too) and move every complete
+        line that does not parse to the quarantine file; each repair is reported through ``say``."""
         if not self.path.exists():
             return
-        fd = os.open(self.path, os.O_RDWR)
+        fd = self._open_locked()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             self._repair_tail(fd)
+            data = os.pread(fd, os.fstat(fd).st_size, 0)
+            lines = data.splitlines(keepends=True)
+            bad = [(n, line) for n, line in enumerate(lines, 1) if line.strip() and not _parses(line)]
+            if bad:
+                self._quarantine(fd, lines, bad)
         finally:
             os.close(fd)
+
+    def _quarantine(self, fd: int, lines: list[bytes], bad: list[tuple[int, bytes]]) -> None:
+        """Under the lock: the bad lines appended to the quarantine file, the rest replacing the store."""
+        with open(self.quarantine, "ab") as q:
+            q.writelines(line for _, line in bad)
+            q.flush()
+            os.fsync(q.fileno())
+        drop = {n for n, _ in bad}
+        kept = b"".join(line for n, line in enumerate(lines, 1) if n not in drop)
+        tmp = self.path.with_name(f".{RECORDS}.repair-{os.getpid()}")
+        with open(tmp, "wb") as out:
+            out.write(kept)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, os.fstat(fd).st_mode & 0o777)
+        os.replace(tmp, self.path)  # writers waiting on the old file's lock re-open the new one
+        numbers = ", ".join(str(n) for n, _ in bad[:10]) + (" ..." if len(bad) > 10 else "")
+        keys = [m.group(1).decode(errors="replace") for _, line in bad if (m := _KEY.search(line))]
+        rerun = f"cell {', '.join(keys[:10])} will rerun unless stored again" if keys else "their keys are unreadable"
+        self._say(f"{self.path}: moved {len(bad)} corrupt line(s) (line {numbers}) to {self.quarantine.name}; {rerun}")
 
     # -- per-cell locks --------------------------------------------------------------------
     def reserve(self, key: str, wait: bool = False) -> bool:

@@ -19,31 +19,43 @@
   itself tells whether it ran a cell before (``kinds.context.fresh_process``). Several
   cells may run at once, so CPU timings under Ray share the machine.
 
-Both expose ``start(backends)`` (load every backend first: a missing framework is
-a ``UserError`` before any cell runs), ``submit(cells)`` / ``results()`` (an
-iterator of ``(cell, result)`` as they finish) and ``close()``.
+Both expose ``start(backends, devices)`` (load every backend first and ask it about
+every device its cells need: a missing framework or a device that cannot be had is a
+``UserError`` before any cell runs), ``submit(cells)`` / ``results()`` (an iterator of
+``(cell, result)`` as they finish) and ``close()``.
+
+A driver killed with ``kill -9`` runs no ``close``: local workers die with it
+(``run.worker``), their log folders go at the next start (``remove_stale_log_dirs``), and a
+Ray started here is stopped by a reaper process (``run.reaper``) that outlives the driver
+by the second it takes to notice, and by ``atexit`` on an ordinary exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
-import tempfile
+import subprocess
+import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from experiments.backend import TEST_BACKENDS_ENV
+from experiments.backend import TEST_BACKENDS_ENV, check_device
 from experiments.errors import UserError
 from experiments.kinds.context import begin_worker
+from experiments.run.memory import apply_limit, limit_env
 from experiments.run.worker import (
     WorkerDied,
     WorkerProcess,
     execute,
     failure_result,
     load_named_backend,
+    new_log_dir,
     worker_env,
 )
+
+Devices = Mapping[str, Iterable[str]]  # backend -> the devices its cells run on
 
 EXECUTORS: tuple[str, ...] = ("local", "ray")
 
@@ -53,17 +65,24 @@ class LocalExecutor:
 
     def __init__(self) -> None:
         self.workers: dict[str, WorkerProcess] = {}
-        self._log_dir = tempfile.mkdtemp(prefix="seqbench-workers-")  # worker logs; removed by close()
+        self._log_dir = new_log_dir()  # worker logs; removed by close() (or by the next driver, after kill -9)
         self._queue: list[Any] = []
         self._fresh: WorkerProcess | None = None  # the fresh worker running a cell now
+        self._devices: dict[str, tuple[str, ...]] = {}
 
     def worker(self, backend: str) -> WorkerProcess:
         if backend not in self.workers:
-            self.workers[backend] = WorkerProcess(backend, self._log_dir)
+            self.workers[backend] = WorkerProcess(backend, self._log_dir, self._devices.get(backend, ("cpu",)))
         return self.workers[backend]
 
-    def start(self, backends: Iterable[str]) -> None:
-        """Start the workers side by side (their imports overlap), then wait for each."""
+    def start(self, backends: Iterable[str], devices: Devices | None = None) -> None:
+        """Start the workers side by side (their imports overlap), then wait for each. ``devices``:
+        what each backend's cells run on (default cpu); each worker checks them before it is ready."""
+        backends = list(backends)
+        for b in backends:
+            self._devices[b] = tuple(sorted(set((devices or {}).get(b, ("cpu",)))))
+            if b in self.workers and self.workers[b].devices != self._devices[b]:
+                self.workers.pop(b).stop()  # started for other devices: check again
         starting = [self.worker(b) for b in backends if not self.worker(b).alive]
         for w in starting:
             w.spawn()
@@ -87,7 +106,7 @@ class LocalExecutor:
         if pooled is not None and pooled.alive and pooled.cells_run == 0:
             worker = self.workers.pop(cell.backend)  # still fresh: it only loaded the backend
         else:
-            worker = WorkerProcess(cell.backend, self._log_dir)
+            worker = WorkerProcess(cell.backend, self._log_dir, self._devices.get(cell.backend, (cell.device,)))
         self._fresh = worker
         started = time.perf_counter()
         try:
@@ -126,6 +145,7 @@ class LocalExecutor:
 
 def _ray_run_cell(cell: Any) -> dict[str, Any]:
     """Body of a Ray task: runs in a Ray worker process dedicated to the cell's backend."""
+    apply_limit()  # the runtime env carries the driver's limit (none for cuda cells)
     backend = load_named_backend(cell.backend)
     begin_worker()
     return execute(backend, cell)
@@ -136,8 +156,10 @@ def _ray_run_cell_fresh(cell: Any) -> dict[str, Any]:
     return _ray_run_cell(cell)
 
 
-def _ray_load(backend: str) -> str:
-    load_named_backend(backend)
+def _ray_load(backend: str, devices: tuple[str, ...] = ("cpu",)) -> str:
+    loaded = load_named_backend(backend)
+    for device in devices:
+        check_device(loaded, device)
     begin_worker()
     return backend
 
@@ -166,6 +188,8 @@ class RayExecutor:
             else:
                 kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
             ray.init(**kwargs)
+            atexit.register(self._shutdown)  # an ordinary exit that skipped close()
+            self._reaper = _start_reaper()  # kill -9 of this driver skips both
         self._pending: dict[Any, tuple[Any, float]] = {}
         self._failed: list[tuple[Any, dict[str, Any]]] = []
         self._total = ray.cluster_resources()
@@ -174,7 +198,7 @@ class RayExecutor:
         self._load = ray.remote(_ray_load)
 
     def _options(self, backend: str, cpus: float = 1, gpus: float = 0, fresh: bool = False) -> dict[str, Any]:
-        env = {**worker_env(backend), "SEQBENCH_RAY_BACKEND": backend}
+        env = {**worker_env(backend), **limit_env({"cuda"} if gpus else {"cpu"}), "SEQBENCH_RAY_BACKEND": backend}
         if fresh:  # a runtime env of its own: such a task never lands in a worker that ran other cells
             env["SEQBENCH_FRESH_WORKER"] = "1"
         if os.environ.get(TEST_BACKENDS_ENV):
@@ -183,8 +207,15 @@ class RayExecutor:
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         return {"num_cpus": cpus, "num_gpus": gpus, "max_retries": 0, "runtime_env": {"env_vars": env}}
 
-    def start(self, backends: Iterable[str]) -> None:
-        refs = [self._load.options(**self._options(b)).remote(b) for b in backends]
+    def start(self, backends: Iterable[str], devices: Devices | None = None) -> None:
+        refs = []
+        for b in backends:
+            wanted = tuple(sorted(set((devices or {}).get(b, ("cpu",)))))
+            gpus = 1 if "cuda" in wanted else 0
+            if gpus > self._total.get("GPU", 0):  # a task asking for it would wait forever
+                have = f"{self._total.get('GPU', 0):g}"
+                raise UserError("device", f"the Ray cluster has {have} GPUs; cuda cells need one", "use --device cpu")
+            refs.append(self._load.options(**self._options(b, gpus=gpus)).remote(b, wanted))
         for ref in refs:
             try:
                 self.ray.get(ref)
@@ -243,8 +274,30 @@ class RayExecutor:
         for ref in list(self._pending):
             self.ray.cancel(ref, force=True)
         self._pending.clear()
-        if self._started_here:
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._started_here and self.ray.is_initialized():
             self.ray.shutdown()
+        reaper = getattr(self, "_reaper", None)
+        if reaper is not None and reaper.poll() is None:
+            reaper.terminate()  # Ray is down: nothing left to reap
+            reaper.wait()
+        self._reaper = None
+
+
+def _start_reaper() -> subprocess.Popen | None:
+    """``python -m experiments.run.reaper PID``: stops this driver's Ray processes when it dies."""
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "experiments.run.reaper", str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a kill of the driver's process group must not take it too
+        )
+    except OSError:
+        return None
 
 
 def make_executor(name: str, *, address: str | None = None) -> LocalExecutor | RayExecutor:

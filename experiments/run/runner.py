@@ -4,11 +4,17 @@
 point (``seqbench run`` and ``seqbench reproduce`` call it). Order of work:
 
 1. load and resolve every grid (any ``UserError`` surfaces here, before anything runs);
-2. drop the cells whose key is already stored (resume);
-3. start the executor's workers for the backends still needed (a backend that is
-   not installed is a ``UserError`` here, still before any cell runs);
-4. run the cells; each result becomes one record appended to
-   ``<results_dir>/<grid>/records.jsonl`` as soon as it arrives.
+2. check that every store can be written (a results folder that is a file or read-only
+   is a ``UserError``), repair the stores, drop the cells whose key is already stored (resume);
+3. record as ``oom`` (estimated) the CPU cells that cannot fit in a worker's memory
+   (``run.memory``), without starting them;
+4. start the executor's workers for the backends still needed, each asked about the
+   devices its cells need (a backend that is not installed or a device that cannot be had
+   is a ``UserError`` here, still before any cell runs);
+5. run the cells; each result becomes one record appended to
+   ``<results_dir>/<grid>/records.jsonl`` as soon as it arrives;
+6. count the cells of the grids asked for whose records all say ``error``
+   (``Summary.stored_errors``): ``seqbench run`` exits 1 while any remain.
 
 Records are built by ``experiments.records.build.make_record``.
 """
@@ -23,11 +29,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from experiments.cell import Cell
+from experiments.errors import UserError
 from experiments.grid import Grid, load_cells
 from experiments.records.build import make_record
 from experiments.records.envinfo import driver_env
 from experiments.records.store import Store
-from experiments.run.executors import make_executor
+from experiments.run.executors import EXECUTORS, make_executor
+from experiments.run.memory import estimated_oom
 
 
 @dataclass
@@ -39,6 +47,7 @@ class Summary:
     stores: list[str] = field(default_factory=list)
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (key, label, error)
     records: list[dict[str, Any]] = field(default_factory=list)  # those written by this run
+    stored_errors: int = 0  # cells of the grids asked for whose every stored record is an error
 
     @property
     def ran(self) -> int:
@@ -58,6 +67,8 @@ class Summary:
             lines.append(f"  {key} {label}: {error[:300]}")
         if len(self.failures) > 10:
             lines.append(f"  ... and {len(self.failures) - 10} more")
+        if self.stored_errors:
+            lines.append(f"{self.stored_errors} cells stored with status error: rerun with --retry-errors")
         return "\n".join(lines)
 
 
@@ -135,13 +146,27 @@ def run_grids(
     """
     if stream == "stderr":
         stream = sys.stderr
+    out = stream if stream is not None else None
     began = time.perf_counter()
+    if executor not in EXECUTORS:
+        raise UserError("--executor", f"unknown executor {executor!r}", f"use one of {', '.join(EXECUTORS)}")
+    if address and executor != "ray":
+        raise UserError("--ray-address", "only the ray executor takes an address", "add --executor ray")
     loaded = load_cells(list(grids), device, shrink)
     summary = Summary()
     stores: dict[str, Store] = {}
     todo: deque[tuple[Store, Cell]] = deque()
+
+    def say(text: str) -> None:
+        if out is not None:
+            out.write(text + "\n")
+            out.flush()
+
+    for grid, _ in loaded:
+        store = stores.setdefault(grid.name, Store(results_dir, grid.name, say=say))
+        store.check_writable()  # before any repair writes or any worker starts
     for grid, cells in loaded:
-        store = stores.setdefault(grid.name, Store(results_dir, grid.name))
+        store = stores[grid.name]
         store.repair()
         store.refresh()
         summary.total += len(cells)
@@ -151,16 +176,23 @@ def run_grids(
             else:
                 todo.append((store, cell))
     summary.stores = [str(s.path) for s in stores.values()]
+    progress = Progress(len(todo), stream)
+    todo = _record_estimated_ooms(todo, executor, progress, summary, retry_errors)
     if not todo:
-        summary.elapsed_s = time.perf_counter() - began
-        if stream is not None:
-            stream.write(summary.text() + "\n")
-        return summary
+        return _finish(loaded, stores, summary, began, stream)
 
     ex = make_executor(executor, address=address)
-    progress = Progress(len(todo), stream)
+    needs: dict[str, set[str]] = {}
+    for _, cell in todo:
+        needs.setdefault(cell.backend, set()).add(cell.device)
     try:
-        ex.start(sorted({cell.backend for _, cell in todo}))
+        try:
+            ex.start(sorted(needs), needs)
+        except UserError as exc:
+            if exc.field != "device":
+                raise
+            where = "--device" if device else ", ".join(f"{g.path}: device" for g, _ in loaded)
+            raise UserError(where, exc.problem, exc.fix) from None
         driver = driver_env(ex.name)
         _drive(ex, todo, stores, driver, progress, summary, retry_errors)
     except BaseException:
@@ -171,11 +203,52 @@ def run_grids(
     finally:
         for store in stores.values():
             store.release_all()
+    return _finish(loaded, stores, summary, began, stream)
+
+
+def _finish(
+    loaded: list[tuple[Grid, list[Cell]]],
+    stores: dict[str, Store],
+    summary: Summary,
+    began: float,
+    stream: TextIO | None,
+) -> Summary:
+    """Count the cells stored with status error only (another driver's too), print the summary."""
+    for grid, cells in loaded:
+        store = stores[grid.name]
+        store.refresh()
+        summary.stored_errors += sum(1 for c in cells if store.done(c.key) and not store.done(c.key, True))
     summary.elapsed_s = time.perf_counter() - began
     if stream is not None:
         stream.write(summary.text() + "\n")
         stream.flush()
     return summary
+
+
+def _record_estimated_ooms(
+    todo: deque[tuple[Store, Cell]], executor: str, progress: Progress, summary: Summary, retry_errors: bool
+) -> deque[tuple[Store, Cell]]:
+    """Store an ``oom`` (estimated) record for each cell that cannot fit in a worker (``run.memory``),
+    without starting it; the rest, to run. A cell another driver holds stays to run (it waits there)."""
+    left: deque[tuple[Store, Cell]] = deque()
+    driver: dict[str, Any] | None = None
+    for store, cell in todo:
+        result = estimated_oom(cell)
+        if result is None or not store.reserve(cell.key):
+            left.append((store, cell))
+            continue
+        try:
+            driver = driver or driver_env(executor)
+            record = make_record(cell, result, driver)
+            if store.append(record, retry_errors):
+                summary.records.append(record)
+                summary.counts[record["status"]] += 1
+            else:
+                summary.skipped += 1
+            progress.finished(cell, record)
+        finally:
+            store.release(cell.key)
+    return left
 
 
 def _drive(

@@ -17,8 +17,18 @@ which is stopped right after it (``executors.LocalExecutor``).
 
 A worker that dies (a segfault, the kernel's OOM killer) or hangs past the
 cell's ``timeout_s`` is killed and its cell recorded (``oom`` when the kernel
-counted an OOM kill meanwhile, else ``error`` with the end of the worker's log);
-the next cell gets a fresh worker.
+counted an OOM kill meanwhile or its log ends in a failed allocation, else
+``error`` with the end of the worker's log); the next cell gets a fresh worker.
+
+Before it says ``ready`` a worker caps its own memory (``run.memory.apply_limit``:
+an allocation past the cap fails inside the cell, which ends as ``oom``) and asks
+its backend about every device it was started for (``experiments.backend.check_device``):
+a device that cannot be had is a ``UserError`` before any cell runs.
+
+A worker never outlives its driver: it asks the kernel for SIGKILL when the driver
+dies (``PR_SET_PDEATHSIG``, Linux) and a thread checks the parent pid every 0.2 s
+where that is not available. Its log folder is named
+``seqbench-workers-<driver pid>-*``; ``remove_stale_log_dirs`` deletes those of dead drivers.
 
 Test-only backends: ``SEQBENCH_TEST_BACKENDS="name=module,..."`` adds backends
 under new names for the test suite (``tests/_driver_helpers.py``); it can never
@@ -32,7 +42,9 @@ import importlib
 import itertools
 import os
 import pickle
+import re
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -44,16 +56,28 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from experiments.backend import BACKENDS, TEST_BACKENDS_ENV, available_cores, backend_modules, load_backend
+from experiments.backend import (
+    BACKENDS,
+    TEST_BACKENDS_ENV,
+    available_cores,
+    backend_modules,
+    check_device,
+    load_backend,
+)
 from experiments.cell import CellResult, is_oom, jsonable
 from experiments.errors import UserError
 from experiments.kinds import get_kind
 from experiments.kinds.context import begin_worker, count_cell, fresh_process
 from experiments.records.envinfo import host_env
+from experiments.run.memory import apply_limit, limit_env, oom_in_log
 
 _HEADER = struct.Struct("!Q")
 LOG_TAIL_CHARS = 2000
 CELL_MARK = "--- cell "
+DEVICES_ENV = "SEQBENCH_WORKER_DEVICES"  # the devices a worker checks before it says ready
+PDEATHSIG_ENV = "SEQBENCH_WORKER_PDEATHSIG"  # "1": the driver's main thread spawned it (see _die_with_parent)
+LOG_DIR_PREFIX = "seqbench-workers-"
+PARENT_POLL_S = 0.2
 
 
 # Huge pages for malloc's blocks: a step's large temporaries (XLA:CPU's above all) are otherwise
@@ -195,16 +219,38 @@ def _recv(fd: int) -> Any:
 def _watch_parent(parent: int) -> None:
     """Exit when the driver is gone (kill -9 of the driver leaves no stray worker computing)."""
     while True:
-        time.sleep(0.5)
+        time.sleep(PARENT_POLL_S)
         if os.getppid() != parent:
             os._exit(0)
 
 
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL from the kernel the moment the driver dies: no wait for the GIL or a poll.
+
+    ``PR_SET_PDEATHSIG`` fires when the *thread* that spawned this process ends, so the
+    driver asks for it only when its main thread spawned us (``PDEATHSIG_ENV``); the
+    parent watch thread covers the rest."""
+    if os.environ.get(PDEATHSIG_ENV) == "1" and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the driver died before the request was in place
+        os._exit(0)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
 def serve(backend_name: str, rfd: int, wfd: int, parent: int) -> None:
     """The worker's main loop."""
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    _die_with_parent(parent)
+    apply_limit()  # before the framework loads: all of the process's memory counts
     try:
         backend = load_named_backend(backend_name)
+        for device in filter(None, os.environ.get(DEVICES_ENV, "").split(",")):
+            check_device(backend, device)
         begin_worker()
     except UserError as exc:
         _send(wfd, ("user_error", (exc.field, exc.problem, exc.fix)))
@@ -270,10 +316,13 @@ class WorkerCallError(RuntimeError):
 class WorkerProcess:
     """One worker subprocess for one backend, reused across cells."""
 
-    def __init__(self, backend: str, log_dir: str | Path | None = None) -> None:
-        """``log_dir``: where the worker's output goes (default: a new temporary folder)."""
+    def __init__(self, backend: str, log_dir: str | Path | None = None, devices: tuple[str, ...] | None = None) -> None:
+        """``log_dir``: where the worker's output goes (default: a new temporary folder, removed when
+        the worker stops). ``devices``: what it checks before it says ready (default: none)."""
         self.backend = backend
-        self._log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="seqbench-workers-"))
+        self.devices = tuple(devices or ())
+        self._own_log_dir = not log_dir
+        self._log_dir = Path(log_dir) if log_dir else new_log_dir()
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
         self._rfd = self._wfd = -1
@@ -296,8 +345,16 @@ class WorkerProcess:
         to_parent_r, to_parent_w = os.pipe()
         self.starts += 1
         self.cells_run = 0
+        self._log_dir.mkdir(parents=True, exist_ok=True)  # an own folder is removed by stop()
         self.log_path = self._log_dir / f"worker-{self.backend}-{next(_LOG_NUMBERS)}.log"  # unique per log_dir user
-        env = {**os.environ, **worker_env(self.backend)}
+        env = {
+            **os.environ,
+            **worker_env(self.backend),
+            **limit_env(set(self.devices)),
+            DEVICES_ENV: ",".join(self.devices),
+        }
+        if threading.current_thread() is threading.main_thread():
+            env[PDEATHSIG_ENV] = "1"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [
@@ -377,7 +434,7 @@ class WorkerProcess:
             return failure_result("error", f"timed out: {exc}", started)
         except (WorkerDied, BrokenPipeError) as exc:
             after = oom_kill_count()
-            oom = ooms is not None and after is not None and after > ooms
+            oom = (ooms is not None and after is not None and after > ooms) or oom_in_log(str(exc))
             return failure_result("oom" if oom else "error", str(exc), started)
         assert tag == "result", tag
         return payload
@@ -406,6 +463,7 @@ class WorkerProcess:
             except (OSError, subprocess.TimeoutExpired):
                 self.kill()
         self.close()
+        self._remove_own_log_dir()
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -416,6 +474,10 @@ class WorkerProcess:
             self.proc.wait()
         self.close()
 
+    def _remove_own_log_dir(self) -> None:
+        if self._own_log_dir:  # a shared folder belongs to its executor, which removes it
+            shutil.rmtree(self._log_dir, ignore_errors=True)
+
     def close(self) -> None:
         for fd in (self._rfd, self._wfd):
             if fd >= 0:
@@ -424,6 +486,39 @@ class WorkerProcess:
                 except OSError:
                     pass
         self._rfd = self._wfd = -1
+
+
+def new_log_dir() -> Path:
+    """A temporary folder for worker logs, named after this driver's pid; stale ones are removed first."""
+    remove_stale_log_dirs()
+    return Path(tempfile.mkdtemp(prefix=f"{LOG_DIR_PREFIX}{os.getpid()}-"))
+
+
+_OWNER = re.compile(rf"^{LOG_DIR_PREFIX}(\d+)-")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_log_dirs(root: str | Path | None = None) -> list[Path]:
+    """Delete the worker log folders of drivers that are gone (a ``kill -9`` skips their ``close``).
+
+    A folder names its driver's pid; one whose pid is not running is stale. (A reused pid keeps
+    its folder until that process ends too: harmless.) Returns the folders removed."""
+    removed = []
+    for path in Path(root or tempfile.gettempdir()).glob(f"{LOG_DIR_PREFIX}*"):
+        match = _OWNER.match(path.name)
+        if match and path.is_dir() and not _pid_alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def failure_result(status: str, message: str, started: float) -> dict[str, Any]:
