@@ -68,6 +68,11 @@ def opt(rec: Record, name: str, default: Any = None) -> Any:
     return rec.get("config", {}).get("optimizer", {}).get(name, default)
 
 
+def setting(rec: Record, name: str, default: Any = None) -> Any:
+    """A cell-kind setting (train ``steps``, ``eval_every``...; bench ``min_timed_steps``...)."""
+    return rec.get("config", {}).get("settings", {}).get(name, default)
+
+
 def metric(rec: Record, name: str, default: Any = None) -> Any:
     value = rec.get("metrics", {}).get(name, default)
     return default if value is None else value

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -142,3 +143,37 @@ def judge_none(est: Estimate, margin: float, what: str) -> Judgement:
 
 def train_loss(rec: Record) -> float:
     return R.fmetric(rec, "final_train_loss")
+
+
+def learnt(rec: Record) -> bool:
+    """The run reached its task's solved level (the record's ``threshold``) by its last evaluation."""
+    value, level = R.fmetric(rec, "final_val_metric"), R.fmetric(rec, "threshold")
+    if failed(rec) or not (math.isfinite(value) and math.isfinite(level)):
+        return False
+    return value >= level if is_classification(rec) else value <= level
+
+
+def criterion(rec: Record) -> str:
+    """``learnt`` in words, for the control's sentence."""
+    sign = ">=" if is_classification(rec) else "<="
+    return f"validation {R.metric(rec, 'metric', 'metric')} {sign} {fmt(R.fmetric(rec, 'threshold'))} at the end"
+
+
+def values(recs: Sequence[Record], fn: Callable[[Record], Any]) -> str:
+    """The distinct values of fn over records, sorted, as "a, b, c"."""
+    seen = sorted({fn(r) for r in recs}, key=lambda v: (v is None, str(type(v)), v if v is not None else 0))
+    return ", ".join(fmt(v) if isinstance(v, float) else str(v) for v in seen)
+
+
+def budget(recs: Sequence[Record]) -> str:
+    """The training budget the records ran at: steps, optimizer and lr, sizes, batch, train-set size."""
+    if not recs:
+        return "-"
+    opt = {str(R.opt(r, "name", "adam")).capitalize() for r in recs}
+    n_train = values(recs, lambda r: R.task_param(r, "n_train"))
+    return (
+        f"{values(recs, lambda r: R.setting(r, 'steps'))} steps, {'/'.join(sorted(opt))} lr "
+        f"{values(recs, lambda r: float(R.opt(r, 'lr')))}, H={values(recs, R.size)}, "
+        f"B={values(recs, lambda r: R.cfg(r, 'batch'))}"
+        + (f", {n_train} training sequences" if n_train != "None" else "")
+    )

@@ -10,8 +10,11 @@ import numpy as np
 from experiments.claims.base import ClaimResult, FigureSpec, Panel, Series, Table, fmt, not_run
 from experiments.claims.common import by, device_rows
 from experiments.claims.learning.common import (
+    budget,
+    criterion,
     finish,
     judge_none,
+    learnt,
     paired,
     score,
     seed_mean,
@@ -19,6 +22,7 @@ from experiments.claims.learning.common import (
     task_label,
     train_records,
 )
+from experiments.claims.learning.rules import control, judged, require_runs, runs
 from experiments.claims.readings import L6_NO_GAIN
 from experiments.claims.registry import claim
 from experiments.claims.verdict import Part, describe, judge_range
@@ -43,10 +47,20 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         return not_run("L6", "train cells of attention_lstm and lstm over T in {20, 50, 100, 200, 500}")
     table_rows: list[list] = []
     panels: list[Panel] = []
+    sentences: list[str] = []
 
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
         parts, summary = [], []
         for task, trecs in by(dev_recs, task_label).items():
+            # The positive control: the baseline arm (the LSTM) must learn at the shortest T.
+            lstm = [r for r in trecs if R.arch(r) == "lstm"]
+            if lstm:
+                t0 = min(R.seq_len(r) for r in lstm)
+                first = [r for r in lstm if R.seq_len(r) == t0]
+                init = _forget_init(first[0])
+                ctrl = control(first, learnt, f"LSTM, {task} T={t0}, {init}", criterion(first[0]), budget(first))
+                sentences.append(ctrl.sentence())
+                parts.append(ctrl.part())
             panel = Panel(f"{dev} {task}: accuracy vs T", "T", "validation accuracy", logx=True)
             curves: dict[str, tuple[list, list, list, list]] = {}
             for t, grecs in by(trecs, R.seq_len).items():
@@ -73,11 +87,12 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                         pct(delta.value / base.value) if base.value else "nan",
                     ]
                 )
+                n = min(len(runs(archs["attention_lstm"])), len(runs(archs["lstm"])))
                 if t > 50:
-                    j = judge_range(delta, (0.03, 0.10), null=0.0)
+                    j = require_runs(judge_range(delta, (0.03, 0.10), null=0.0), n, binary=False)
                     parts.append(Part(f"{task} T={t}: gain", describe(delta), j.verdict, j.reason))
                 else:
-                    j = judge_none(delta, L6_NO_GAIN.value, "gain")
+                    j = require_runs(judge_none(delta, L6_NO_GAIN.value, "gain"), n, binary=False)
                     parts.append(Part(f"{task} T={t}: no gain on short", describe(delta), j.verdict, j.reason))
                 summary.append(f"T={t}: {fmt(delta.value)}")
             for a, (xs, ys, lo, hi) in curves.items():
@@ -85,7 +100,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
             panels.append(panel)
         return parts, "accuracy gain of attention: " + ", ".join(summary)
 
-    rows, parts = device_rows(okr, judge)
+    rows, parts = device_rows(okr, judge, combine_fn=judged)
     table = Table(
         "L6_attention",
         "L6: attention-LSTM vs LSTM accuracy by T (mean over seeds, 95% interval)",
@@ -99,7 +114,8 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         "Claimed: attention on top of an LSTM improves accuracy by 3-10% on sequences longer than 50 steps, and "
         "not on short ones. Read as absolute accuracy points (the relative gain is in the table too): confirmed "
         "for T > 50 when the gain lies in [0.03, 0.10]; "
-        f"for T <= 50 when it stays below {L6_NO_GAIN.value:g}. {seeds_note(okr)}."
+        f"for T <= 50 when it stays below {L6_NO_GAIN.value:g}. Forget-gate initialisation: "
+        f"{', '.join(sorted({_forget_init(r) for r in okr}))}. {seeds_note(okr)}. " + " ".join(sentences)
     )
     tables, figures = [table], [fig]
     maps = R.select(records, "L6", kinds=("attention_map",), only_ok=True)
@@ -138,6 +154,16 @@ def _attention_maps(maps: Sequence[Record]) -> tuple[Table, FigureSpec]:
         panels,
     )
     return table, fig
+
+
+def _forget_init(rec: Record) -> str:
+    """The encoder's forget-gate initialisation, in words (the L6 grids may set a retention length)."""
+    retention, bias = R.spec_field(rec, "forget_retention"), R.spec_field(rec, "forget_bias")
+    if retention is not None:
+        return f"forget bias from retention length N={retention}"
+    if bias is not None:
+        return f"forget bias {fmt(float(bias))}"
+    return "PyTorch's default initialisation"
 
 
 def pct(x: float) -> str:

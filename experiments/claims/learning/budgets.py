@@ -1,0 +1,110 @@
+"""Training budgets chosen from the committed sizing run (``experiments/configs/sizing.toml``).
+
+Rule 2 of ``rules``: a learning claim's learning rate and step count come from data. The sizing
+grid trains each task's positive-control arm (an LSTM at the shortest T, default init) at a few
+learning rates, 5 seeds each, stopping at the first evaluation that reaches the task's solved
+level. For each learning rate, ``s90`` is the step by which 90% of its runs were solved (infinite
+when fewer were); the chosen learning rate has the smallest ``s90``, and the budget is
+``MARGIN`` x that step, rounded up to the evaluation interval. A task none of whose learning rates
+gets 90% solved within the sizing cap has no budget: its claims run at the cap and their positive
+control decides whether that sufficed.
+
+``tests/test_budgets.py`` checks that the ``standard`` grids train at these budgets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from experiments.claims.base import Table, fmt
+from experiments.claims.learning.rules import MAX_CONTROL_FAILURES
+from experiments.records import fields as R
+from experiments.records.fields import Record
+
+SIZING_CLAIM = "SIZING"
+MARGIN = 1.5
+
+
+@dataclass(frozen=True)
+class LrSizing:
+    lr: float
+    runs: int
+    solved: int
+    s90: float  # the step by which (1 - MAX_CONTROL_FAILURES) of the runs were solved; inf if never
+    cap: int  # the sizing run's step cap
+
+
+@dataclass(frozen=True)
+class Budget:
+    task: str
+    setting: str  # "LSTM H=64 B=32, T=20"
+    lr: float | None
+    steps: int | None  # None: no learning rate reached 90% solved within the cap
+    per_lr: tuple[LrSizing, ...]
+
+    def describe(self) -> str:
+        if self.lr is None or self.steps is None:
+            return f"no learning rate solved 90% of the {self.task} control runs within the sizing cap"
+        return f"Adam lr {fmt(self.lr)}, {self.steps} steps (sizing run: {self.setting})"
+
+
+def sizing_key(rec: Record) -> str:
+    """What a budget is for: the task, and the forget-gate initialisation where a grid sets one."""
+    retention, bias = R.spec_field(rec, "forget_retention"), R.spec_field(rec, "forget_bias")
+    init = (
+        " (forget N=T)" if retention is not None else (f" (forget bias {fmt(float(bias))})" if bias is not None else "")
+    )
+    return f"{R.cfg(rec, 'task')}{init}"
+
+
+def _steps_to_solve(rec: Record) -> float:
+    value = R.fmetric(rec, "steps_to_threshold")
+    return value if math.isfinite(value) else math.inf
+
+
+def s90(steps: Sequence[float]) -> float:
+    """The step by which a fraction (1 - MAX_CONTROL_FAILURES) of runs had solved the task."""
+    if not steps:
+        return math.inf
+    need = math.ceil((1.0 - MAX_CONTROL_FAILURES) * len(steps))
+    return sorted(steps)[need - 1]
+
+
+def choose(records: Sequence[Record]) -> dict[str, Budget]:
+    """The budget of every task in the sizing records."""
+    recs = [r for r in R.select(records, SIZING_CLAIM, kinds=("train",)) if R.ok(r)]
+    out: dict[str, Budget] = {}
+    for task, trecs in sorted(R.group(recs, sizing_key).items()):
+        sizings = []
+        for lr, lrecs in sorted(R.group(trecs, lambda r: float(R.opt(r, "lr"))).items()):
+            steps = [_steps_to_solve(r) for r in lrecs]
+            cap = max(int(R.setting(r, "steps") or 0) for r in lrecs)
+            sizings.append(LrSizing(lr, len(steps), sum(math.isfinite(s) for s in steps), s90(steps), cap))
+        first = trecs[0]
+        setting = f"{R.arch(first).upper()} H={R.size(first)} B={R.cfg(first, 'batch')}, T={R.seq_len(first)}"
+        best = min(sizings, key=lambda z: (z.s90, z.lr))
+        if math.isfinite(best.s90):
+            every = int(R.setting(first, "eval_every") or 1)
+            steps = int(math.ceil(MARGIN * best.s90 / every) * every)
+            out[task] = Budget(task, setting, best.lr, steps, tuple(sizings))
+        else:
+            out[task] = Budget(task, setting, None, None, tuple(sizings))
+    return out
+
+
+def budgets_table(budgets: dict[str, Budget]) -> Table:
+    rows = []
+    for b in budgets.values():
+        for z in b.per_lr:
+            chosen = "chosen" if z.lr == b.lr else ""
+            rows.append([b.task, b.setting, fmt(z.lr), f"{z.solved}/{z.runs}", fmt(z.s90), z.cap, chosen])
+        rows.append([b.task, "budget", fmt(b.lr), "", "", b.steps if b.steps is not None else "-", "x1.5 of s90"])
+    return Table(
+        "sizing_budgets",
+        "Sizing run: per task and learning rate, runs solved within the cap and the step by which 90% were (s90); "
+        "the chosen budget",
+        ["task", "setting", "lr", "solved", "s90 (steps)", "cap", "chosen"],
+        rows,
+    )
