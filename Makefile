@@ -1,6 +1,7 @@
 # Two commands a person needs, each creating what it lacks (.venv, the CPU torch build):
 #   make test        the test suite
-#   make reproduce   seqbench reproduce --preset quick
+#   make reproduce   seqbench reproduce --preset quick into results/local/ (git-ignored), then
+#                    seqbench compare results results/local (its verdicts beside the committed ones)
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,6 +9,9 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 EXTRAS ?= test,report,data,ray
 STAMP := $(VENV)/.installed
+# Where make reproduce writes: a folder of its own, so the committed results/ stay as they are.
+# make reproduce LOCAL=results refreshes the committed records (what the developers do).
+LOCAL ?= results/local
 
 .PHONY: install test test-slow lint reproduce smoke verify
 
@@ -32,7 +36,8 @@ lint: $(STAMP)
 	$(BIN)/python -m ruff format --check .
 
 reproduce: $(STAMP)
-	$(BIN)/seqbench reproduce --preset quick
+	$(BIN)/seqbench reproduce --preset quick --results $(LOCAL)
+	$(BIN)/seqbench compare results $(LOCAL)
 
 smoke: $(STAMP)
 	$(BIN)/seqbench run smoke

@@ -98,3 +98,37 @@ def test_the_committed_results_agree_with_themselves(capsys: pytest.CaptureFixtu
     last = capsys.readouterr().out.rstrip().splitlines()[-1]
     n = len(compare_dirs(results, results).compared)
     assert n > 0 and last == f"{n} of {n} verdicts agree; no number leaves the other's interval"
+
+
+def test_reproduce_writes_its_own_folder_and_points_at_compare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``seqbench reproduce`` (cells faked here: the quick preset takes most of an hour) writes records,
+    claims table and paper under results/local only; the committed folder is not touched."""
+    import experiments.grid
+    import experiments.run.runner
+    from experiments.run.runner import Summary
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # set: reproduce then leaves this process's environment alone
+    committed = _write(Path("results"), _s1_records())
+    before = {p: p.read_bytes() for p in committed.rglob("*") if p.is_file()}
+    asked: dict = {}
+
+    def fake_run_grids(grids: list, *, results_dir: str, **kw: object) -> Summary:
+        asked.update(grids=grids, results_dir=results_dir)
+        _write(Path(results_dir), _s1_records())
+        return Summary(total=len(_s1_records()))
+
+    monkeypatch.setattr(experiments.grid, "grids_in_preset", lambda preset: ["claim_cost_T_quick"])
+    monkeypatch.setattr(experiments.run.runner, "run_grids", fake_run_grids)
+    assert main(["reproduce", "--preset", "quick"]) == 0
+    assert asked["results_dir"] == "results/local"
+    local = Path("results/local")
+    assert (local / "claims.md").exists() and (local / "paper" / "paper.md").exists()
+    assert not Path("paper").exists()  # the paper stays inside the local folder
+    assert {p: p.read_bytes() for p in committed.rglob("*") if p.is_file() and local not in p.parents} == before
+    assert "seqbench compare results results/local" in capsys.readouterr().out
+
+    assert main(["compare", "results", "results/local", "--brief"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("1 of 1 verdicts agree; no number leaves the other's interval")

@@ -1,4 +1,10 @@
-"""``seqbench reproduce [--preset quick|full]``: run every grid of the preset, then ``report``.
+"""``seqbench reproduce [--preset quick|full] [--results DIR]``: run every grid of the preset, then ``report``.
+
+It runs on this machine into a results folder of its own, ``results/local/`` (git-ignored), with
+its own claims table, tables and paper (``results/local/paper/``); the committed ``results/`` stay
+untouched unless ``--results results`` names them (as the developers do to refresh them). Running
+it again resumes: cells already stored are skipped. ``seqbench compare results results/local``
+then sets its verdicts beside the committed ones (``make reproduce`` runs both).
 
 ``quick`` (the default) is the CPU preset: every P1 claim in minutes on 2 cores, with tiny
 budgets. ``full`` is the GPU grid with the sizes CLAIMS.md names (``--device`` overrides the
@@ -18,14 +24,24 @@ import sys
 import time
 from pathlib import Path
 
+LOCAL = "results/local"  # a reproduction's own folder: .gitignore names it
+COMMITTED = "results"  # the committed records, the ones a reproduction is compared with
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = sub.add_parser("reproduce", help="run every grid of a preset (quick: CPU, full: GPU), then report")
     parser.add_argument("--preset", default="quick", help="quick (CPU, minutes) or full (GPU); default quick")
     parser.add_argument("--executor", default="local", choices=("local", "ray"), help="where cells run")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="override the grids' device")
-    parser.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
-    parser.add_argument("--paper", default=None, metavar="DIR", help="paper folder (default: beside the results)")
+    parser.add_argument(
+        "--results",
+        default=LOCAL,
+        metavar="DIR",
+        help=f"results folder (default: {LOCAL}, git-ignored; name results to refresh the committed records)",
+    )
+    parser.add_argument(
+        "--paper", default=None, metavar="DIR", help=f"paper folder (default: {LOCAL}/paper; paper/ for results)"
+    )
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads per worker (default: 1 for quick, all for full)"
     )
@@ -58,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     summary = run_grids(
         grids, executor=args.executor, device=device, results_dir=args.results, retry_errors=args.retry_errors
     )
-    report = write_report(Path(args.results), args.paper)
+    report = write_report(Path(args.results), args.paper)  # paper: experiments.report.default_paper_dir
     counts: dict[str, int] = {}
     for verdict in report.verdicts.values():
         counts[verdict] = counts.get(verdict, 0) + 1
@@ -70,4 +86,6 @@ def run(args: argparse.Namespace) -> int:
         f"({shown}); {elapsed / 60:.1f} min",
         file=sys.stderr,
     )
+    if Path(args.results).resolve() != Path(COMMITTED).resolve() and Path(COMMITTED).is_dir():
+        print(f"reproduce: compare with the committed verdicts: seqbench compare {COMMITTED} {args.results}")
     return 0  # failed cells are results: the report lists them

@@ -7,6 +7,11 @@
 - ``<paper>/figures/<name>.png`` and ``.svg``;
 - ``<paper>/paper.md``.
 
+The paper goes where ``paper_dir`` says, by default ``default_paper_dir(results_dir)``: ``paper/``
+beside the results folder (the committed ``results/`` and ``paper/``), except for a folder inside
+a folder named ``results`` (``results/local``, a reproduction's), which keeps its paper inside it
+(``results/local/paper``), so that a local run writes nothing outside its git-ignored folder.
+
 Its output depends on the records (and ``<results>/verify/*.json``) alone: run twice, it
 writes the same bytes. Files it generated before and no longer generates are removed.
 """
@@ -55,9 +60,17 @@ def _prune(folder: Path, suffixes: tuple[str, ...], keep: set[Path]) -> None:
             path.unlink()
 
 
+def default_paper_dir(results_dir: str | Path) -> Path:
+    """``paper/`` beside ``results_dir``; ``<results_dir>/paper`` for a folder inside a ``results/`` folder."""
+    resolved = Path(results_dir).resolve()
+    if resolved.parent.name == "results":
+        return Path(results_dir) / "paper"
+    return resolved.parent / "paper"
+
+
 def write_report(results_dir: str | Path = "results", paper_dir: str | Path | None = None) -> ReportSummary:
     results_dir = Path(results_dir)
-    paper_dir = Path(paper_dir) if paper_dir is not None else results_dir.resolve().parent / "paper"
+    paper_dir = Path(paper_dir) if paper_dir is not None else default_paper_dir(results_dir)
     records = load_records(results_dir)
     store = stored(results_dir)
     results = analyze_all(records)
