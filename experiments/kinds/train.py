@@ -20,6 +20,9 @@ TRAIN_SETTINGS: dict[str, Any] = {
     "max_curve_points": 200,
     "diverge_factor": 100.0,  # loss above this many times the first step's loss: diverged
     "threshold": None,  # "solved" level for steps_to_threshold; None: the task's own
+    # or a fraction of the way from the trivial baseline to a perfect score (for tasks with no
+    # solved level of their own, e.g. forecasting): 0.5 = half the baseline's error removed
+    "relative_threshold": None,
     "stop_at_threshold": False,  # end the run at the first evaluation that reaches the threshold (sizing runs)
 }
 
@@ -30,6 +33,10 @@ def _check_train(s: dict[str, Any]) -> None:
             raise UserError(name, f"must be >= 1, got {s[name]}", "set a positive integer")
     if s["log_every"] < 0:
         raise UserError("log_every", f"must be >= 0, got {s['log_every']}", "0 picks it from max_curve_points")
+    if s["relative_threshold"] is not None and not 0 < s["relative_threshold"] <= 1:
+        raise UserError("relative_threshold", f"must lie in (0, 1], got {s['relative_threshold']}", "e.g. 0.5")
+    if s["threshold"] is not None and s["relative_threshold"] is not None:
+        raise UserError("relative_threshold", "set either threshold or relative_threshold, not both")
     if not s["diverge_factor"] > 1:
         raise UserError("diverge_factor", f"must be > 1, got {s['diverge_factor']}", "e.g. 100")
 
@@ -80,8 +87,11 @@ def train_cell(backend: Any, cell: Cell) -> CellResult:
     path = backend.execution_path(model)
     state = backend.make_train_state(model, cell.optimizer_spec(), seed=cell.seed)
     sampler = _Batches(len(task.train), cell.batch, np.random.default_rng([cell.seed, 1]))
-    threshold = s["threshold"] if s["threshold"] is not None else task.threshold
     higher = task.higher_is_better
+    threshold = s["threshold"] if s["threshold"] is not None else task.threshold
+    if s["relative_threshold"] is not None:
+        perfect = 1.0 if higher else 0.0
+        threshold = task.baseline + s["relative_threshold"] * (perfect - task.baseline)
     steps = s["steps"]
     log_every = s["log_every"] or max(1, steps // s["max_curve_points"])
 

@@ -5,7 +5,9 @@ grid trains each task's positive-control arm (an LSTM at the shortest T, default
 learning rates, 5 seeds each, stopping at the first evaluation that reaches the task's solved
 level. For each learning rate, ``s90`` is the step by which 90% of its runs were solved (infinite
 when fewer were); the chosen learning rate has the smallest ``s90``, and the budget is
-``MARGIN`` x that step, rounded up to the evaluation interval. A task none of whose learning rates
+``MARGIN`` x that step, rounded up to the evaluation interval, and at least ``MIN_STEPS``: a
+control solved in a few hundred steps (delayed recall at T=20 with the retention-length init is,
+in 100-200) would otherwise cut the claim's longer-T arms off at the control's pace. A task none of whose learning rates
 gets 90% solved within the sizing cap has no budget: its claims run at the cap and their positive
 control decides whether that sufficed.
 
@@ -25,6 +27,7 @@ from experiments.records.fields import Record
 
 SIZING_CLAIM = "SIZING"
 MARGIN = 1.5
+MIN_STEPS = 1000
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ def choose(records: Sequence[Record]) -> dict[str, Budget]:
         best = min(sizings, key=lambda z: (z.s90, z.lr))
         if math.isfinite(best.s90):
             every = int(R.setting(first, "eval_every") or 1)
-            steps = int(math.ceil(MARGIN * best.s90 / every) * every)
+            steps = max(MIN_STEPS, int(math.ceil(MARGIN * best.s90 / every) * every))
             out[task] = Budget(task, setting, best.lr, steps, tuple(sizings))
         else:
             out[task] = Budget(task, setting, None, None, tuple(sizings))
