@@ -52,6 +52,10 @@ def test_a_folder_against_itself_agrees_everywhere(tmp_path: Path) -> None:
     assert [r.claim_id for r in rows] == ["S1"] and rows[0].a.verdict == "confirmed"
     assert not any(r.flips or r.leaving for r in rows)
     assert cmp.summary() == "1 of 1 verdicts agree; no number leaves the other's interval"
+    (tmp_path / "empty").mkdir()  # a reproduction that has not run S1 yet: listed, not counted as a flip
+    partial = compare_dirs(results, tmp_path / "empty")
+    assert partial.summary().startswith("0 of 0 verdicts agree; not run in B: S1 (cpu)")
+    assert not partial.compared[0].flips
 
 
 def test_one_flipped_metric_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

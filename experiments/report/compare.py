@@ -91,12 +91,17 @@ class RowComparison:
     parts: list[PartComparison] = field(default_factory=list)
 
     @property
+    def both(self) -> bool:
+        """Both sides have a verdict: the rows the summary counts."""
+        return NOT_RUN not in (self.a.verdict, self.b.verdict)
+
+    @property
     def flips(self) -> bool:
-        return self.a.verdict != self.b.verdict
+        return self.both and self.a.verdict != self.b.verdict
 
     @property
     def compared(self) -> bool:
-        """At least one side has a verdict (a claim run on neither side is not counted)."""
+        """At least one side has a verdict (a claim run on neither side is listed, not shown)."""
         return self.a.verdict != NOT_RUN or self.b.verdict != NOT_RUN
 
     @property
@@ -114,14 +119,23 @@ class Comparison:
     def compared(self) -> list[RowComparison]:
         return [r for r in self.rows if r.compared]
 
+    @property
+    def agree(self) -> int:
+        return sum(r.both and not r.flips for r in self.rows)
+
     def summary(self) -> str:
-        """``14 of 16 verdicts agree; S6 (cpu) flips: inconclusive -> partly; ...``"""
+        """``14 of 16 verdicts agree; S6 (cpu) flips: inconclusive -> partly; ...``: the verdicts both sides
+        have; then those only one side has (a reproduction still running), and the numbers that left."""
         rows = self.compared
-        agree = sum(not r.flips for r in rows)
-        text = f"{agree} of {len(rows)} verdicts agree"
+        both = [r for r in rows if r.both]
+        text = f"{self.agree} of {len(both)} verdicts agree"
         flips = [f"{r.claim_id} ({r.device}) flips: {r.a.verdict} -> {r.b.verdict}" for r in rows if r.flips]
         if flips:
             text += "; " + "; ".join(flips)
+        for side, name in (("b", "B"), ("a", "A")):
+            missing = [f"{r.claim_id} ({r.device})" for r in rows if getattr(r, side).verdict == NOT_RUN]
+            if missing:
+                text += f"; not run in {name}: {', '.join(missing)}"
         outside = [f"{r.claim_id} ({r.device}) {len(r.leaving)}" for r in rows if r.leaving]
         if outside:
             text += "; numbers outside the other's interval: " + ", ".join(outside)
@@ -133,17 +147,16 @@ class Comparison:
         rows = []
         for r in self.rows:
             row = asdict(r)
-            row.update(flips=r.flips, compared=r.compared, leaves=r.leaving)
+            row.update(flips=r.flips, both=r.both, compared=r.compared, leaves=r.leaving)
             for part, obj in zip(row["parts"], r.parts, strict=True):
                 part["flips"] = obj.flips
             rows.append(row)
-        agree = sum(not r.flips for r in self.compared)
         return {
             "a": self.a,
             "b": self.b,
             "summary": self.summary(),
-            "compared": len(self.compared),
-            "agree": agree,
+            "compared": sum(r.both for r in self.rows),
+            "agree": self.agree,
             "rows": rows,
         }
 
@@ -201,7 +214,7 @@ def text_lines(cmp: Comparison, parts: bool = True) -> list[str]:
     """The comparison for a person: one line per row (flagged), its parts' numbers below, the summary last."""
     out = [f"A = {cmp.a}", f"B = {cmp.b}", ""]
     for r in cmp.compared:
-        flag = "FLIPS" if r.flips else "agree"
+        flag = "FLIPS" if r.flips else ("agree" if r.both else f"not run in {'B' if r.a.verdict != NOT_RUN else 'A'}")
         if r.leaving:
             flag += f", {len(r.leaving)} number(s) outside the other's interval"
         out.append(f"{r.claim_id} {r.device}: A {r.a.verdict} | B {r.b.verdict}   [{flag}]")
