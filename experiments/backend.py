@@ -203,7 +203,7 @@ def check_device(backend: Any, device: str) -> None:
         ask(device)
     elif device != "cpu":
         name = getattr(backend, "name", "this")
-        raise UserError("device", f"the {name} backend runs on cpu only", "use --device cpu")
+        raise UserError("device", f"the {name} backend runs on cpu only, not {device}", "use --device cpu")
 
 
 # -- host facts and timing both backends share (framework-free) ----------------------------------
