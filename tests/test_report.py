@@ -204,6 +204,7 @@ def test_grid_counts_equal_the_records_in_each_file(tmp_path: Path) -> None:
     text = (tmp_path / "paper" / "paper.md").read_text()
     assert f"| grid_a | - | {len(a)} |" in text and "| grid_b | - | 2 |" in text  # the grids table
     assert f"| grid_a | ok | {len(a)} |" in text and "| grid_b | ok | 2 |" in text  # the appendix
+    assert f"The grids' files hold {len(a) + len(b)} records: a cell stored by two grids is one record" in text
 
 
 def test_committed_grid_counts_equal_their_files() -> None:

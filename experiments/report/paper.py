@@ -50,7 +50,7 @@ def paper_markdown(
     grids = grid_presets(store.statuses)
     sections = [
         _header(),
-        abstract(results, records, grids),
+        abstract(results, records, grids, store),
         suite(store, grids),
         methods(records),
         verdicts(results, store),

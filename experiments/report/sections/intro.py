@@ -14,7 +14,22 @@ from experiments.report.inventory import Stored, hardware_table, precision_table
 from experiments.report.tables import markdown, table_markdown
 
 
-def abstract(results: dict[str, ClaimResult], records: Sequence[Record], grids: dict[str, list[str]]) -> list[str]:
+def _shared_cells(records: Sequence[Record], store: Stored | None) -> str:
+    """Why the grids' counts sum to more than the records, where they do (a cell stored by two grids)."""
+    if store is None or store.total == len(records):
+        return ""
+    return (
+        f" The grids' files hold {store.total} records: a cell stored by two grids is one record here, serving "
+        "both grids' claims."
+    )
+
+
+def abstract(
+    results: dict[str, ClaimResult],
+    records: Sequence[Record],
+    grids: dict[str, list[str]],
+    store: Stored | None = None,
+) -> list[str]:
     counts = Counter(res.verdict for res in results.values())
     run = [cid for cid, res in results.items() if res.verdict != NOT_RUN]
     dev_labels = [R.device_label(list(records), d) for d in R.devices(records)]
@@ -25,8 +40,8 @@ def abstract(results: dict[str, ClaimResult], records: Sequence[Record], grids: 
         f"cost and learning dynamics. seqbench implements the models twice, in PyTorch and in JAX/Flax, checks that "
         f"both compute the same function, and tests each claim on real runs. This report rests on {len(records)} "
         f"result records from {len(grids)} grids (presets: {', '.join(presets) or 'none'}), measured on "
-        f"{', '.join(dev_labels) or 'no device'}. Of the {len(CLAIMS)} claims, {len(run)} have records; their headline "
-        "verdicts: "
+        f"{', '.join(dev_labels) or 'no device'}.{_shared_cells(records, store)} Of the {len(CLAIMS)} claims, "
+        f"{len(run)} have records; their headline verdicts: "
         + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if v != NOT_RUN)
         + f"; {counts.get(NOT_RUN, 0)} are not run yet."
     )
