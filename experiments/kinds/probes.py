@@ -41,13 +41,36 @@ def _inputs(cell: Cell, spec: Any) -> Batch:
     return Batch(x=x, lengths=np.full(b, t, dtype=np.int64), y=random_targets(spec, b, t, rng))
 
 
-@register_cell_kind("grad_flow", settings={}, task="none")
+LAYOUTS = ("batch_first", "time_major_mistake")
+
+
+def _check_grad_flow(s: dict[str, Any]) -> None:
+    if s["layout"] not in LAYOUTS:
+        raise UserError("layout", f"unknown layout {s['layout']!r}", f"use one of {', '.join(LAYOUTS)}")
+
+
+@register_cell_kind("grad_flow", settings={"layout": "batch_first"}, task="none", check=_check_grad_flow)
 def grad_flow(backend: Any, cell: Cell) -> CellResult:
+    """``layout = "time_major_mistake"`` reproduces the claim's source snippet (seed 002, Q6): a
+    (1, T, I) tensor given to an ``nn.LSTM`` built without ``batch_first=True`` is read as T
+    sequences of one step each, so "the gradient at step t" is that of an unrelated one-step
+    sequence, and the first/last ratio is of order 1 whatever the recurrence does."""
     spec = cell.build_spec()
     model = build_model(backend, cell, spec, spec.init_params(cell.seed))
     batch = _inputs(cell, spec)
+    mistake = cell.settings["layout"] == "time_major_mistake"
+    if mistake:  # (B, T, I) read as T*B one-step sequences
+        b, t = batch.x.shape[:2]
+        rng = np.random.default_rng(cell.seed + INPUT_SEED_OFFSET + 1)
+        batch = Batch(
+            x=batch.x.reshape(b * t, 1, -1),  # (B*T, 1, I)
+            lengths=np.ones(b * t, dtype=np.int64),
+            y=random_targets(spec, b * t, 1, rng),
+        )
     grads = backend.loss_and_grads(model, batch)
-    g = np.asarray(grads.inputs, dtype=np.float64)  # (B, T, I)
+    g = np.asarray(grads.inputs, dtype=np.float64)  # (B, T, I); the mistake: (B*T, 1, I)
+    if mistake:
+        g = g.reshape(cell.batch, int(cell.seq_len), -1)  # back to the steps the snippet meant
     norms = np.sqrt((g**2).sum(axis=(0, 2)))  # per step, over the batch and the features
     first, last = float(norms[0]), float(norms[-1])
     ratio = first / last if last > 0 else math.nan

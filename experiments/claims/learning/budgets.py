@@ -8,8 +8,8 @@ when fewer were); the chosen learning rate has the smallest ``s90``, and the bud
 ``MARGIN`` x that step, rounded up to the evaluation interval, and at least ``MIN_STEPS``: a
 control solved in a few hundred steps (delayed recall at T=20 with the retention-length init is,
 in 100-200) would otherwise cut the claim's longer-T arms off at the control's pace. A task none of whose learning rates
-gets 90% solved within the sizing cap has no budget: its claims run at the cap and their positive
-control decides whether that sufficed.
+gets 90% solved within the sizing cap runs at the cap, with the learning rate that solved the
+most runs (``sized`` False): its claims' positive control then decides whether that sufficed.
 
 ``tests/test_budgets.py`` checks that the ``standard`` grids train at these budgets.
 """
@@ -43,23 +43,22 @@ class LrSizing:
 class Budget:
     task: str
     setting: str  # "LSTM H=64 B=32, T=20"
-    lr: float | None
-    steps: int | None  # None: no learning rate reached 90% solved within the cap
+    lr: float
+    steps: int
     per_lr: tuple[LrSizing, ...]
+    sized: bool = True  # False: no learning rate solved 90% of the control runs within the cap
 
     def describe(self) -> str:
-        if self.lr is None or self.steps is None:
-            return f"no learning rate solved 90% of the {self.task} control runs within the sizing cap"
-        return f"Adam lr {fmt(self.lr)}, {self.steps} steps (sizing run: {self.setting})"
+        text = f"Adam lr {fmt(self.lr)}, {self.steps} steps (sizing run: {self.setting}"
+        if not self.sized:
+            return f"{text}; no learning rate solved 90% of its runs within the cap: the cap, best lr)"
+        return f"{text}; 90% solved by step {fmt(min(z.s90 for z in self.per_lr))}, x{MARGIN:g})"
 
 
 def sizing_key(rec: Record) -> str:
-    """What a budget is for: the task, and the forget-gate initialisation where a grid sets one."""
-    retention, bias = R.spec_field(rec, "forget_retention"), R.spec_field(rec, "forget_bias")
-    init = (
-        " (forget N=T)" if retention is not None else (f" (forget bias {fmt(float(bias))})" if bias is not None else "")
-    )
-    return f"{R.cfg(rec, 'task')}{init}"
+    """What a budget is for: the task (and series), and whether the forget gate starts from a retention length."""
+    task = str(R.cfg(rec, "task")) + (f":{R.task_param(rec, 'series')}" if R.task_param(rec, "series") else "")
+    return f"{task} (forget N=T)" if R.spec_field(rec, "forget_retention") is not None else task
 
 
 def _steps_to_solve(rec: Record) -> float:
@@ -93,7 +92,8 @@ def choose(records: Sequence[Record]) -> dict[str, Budget]:
             steps = max(MIN_STEPS, int(math.ceil(MARGIN * best.s90 / every) * every))
             out[task] = Budget(task, setting, best.lr, steps, tuple(sizings))
         else:
-            out[task] = Budget(task, setting, None, None, tuple(sizings))
+            most = max(sizings, key=lambda z: (z.solved, -z.lr))
+            out[task] = Budget(task, setting, most.lr, most.cap, tuple(sizings), sized=False)
     return out
 
 
@@ -103,7 +103,7 @@ def budgets_table(budgets: dict[str, Budget]) -> Table:
         for z in b.per_lr:
             chosen = "chosen" if z.lr == b.lr else ""
             rows.append([b.task, b.setting, fmt(z.lr), f"{z.solved}/{z.runs}", fmt(z.s90), z.cap, chosen])
-        rows.append([b.task, "budget", fmt(b.lr), "", "", b.steps if b.steps is not None else "-", "x1.5 of s90"])
+        rows.append([b.task, "budget", fmt(b.lr), "", "", b.steps, f"x{MARGIN:g} of s90" if b.sized else "the cap"])
     return Table(
         "sizing_budgets",
         "Sizing run: per task and learning rate, runs solved within the cap and the step by which 90% were (s90); "

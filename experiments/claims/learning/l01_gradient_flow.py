@@ -35,11 +35,29 @@ def _log_ratio(rec: Record) -> float:
     return math.log10(ratio) if ratio > 0 else -math.inf
 
 
+MISTAKE = "time_major_mistake"
+
+
+def _forget_bias(rec: Record) -> float | None:
+    """The forget-gate bias the record set: a value, or the retention length's logit(0.5^(1/N))."""
+    bias, retention = R.spec_field(rec, "forget_bias"), R.spec_field(rec, "forget_retention")
+    if retention is not None:
+        return math.log(0.5 ** (1 / retention) / (1 - 0.5 ** (1 / retention)))
+    return None if bias is None else float(bias)
+
+
 def _variant(rec: Record) -> str:
-    """The architecture, and its forget-gate bias when set (``lstm``, ``lstm b_f=1``): the claim is about
-    the default initialisation; a set bias is reported beside it."""
-    bias = R.spec_field(rec, "forget_bias")
-    return R.arch(rec) if bias is None else f"{R.arch(rec)} b_f={bias:g}"
+    """The architecture, its forget-gate bias when set (``lstm``, ``lstm b_f=1``, ``lstm N=50``) and the
+    source's layout mistake: the claim is about the default initialisation; the rest is reported beside it."""
+    name = R.arch(rec)
+    bias, retention = R.spec_field(rec, "forget_bias"), R.spec_field(rec, "forget_retention")
+    if retention is not None:
+        name += f" N={retention}"
+    elif bias is not None:
+        name += f" b_f={bias:g}"
+    if R.setting(rec, "layout") == MISTAKE:
+        name += " (batch_first mistake)"
+    return name
 
 
 @claim(
@@ -138,6 +156,8 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         return parts, "; ".join(summary)
 
     rows, parts = device_rows(okr, judge)
+    sweep_table, sweep_text = _bias_sweep(okr)
+    mistake_text = _mistake(okr)
     table = Table(
         "L1_gradient_ratio",
         "L1: |dL/dx_1| / |dL/dx_T| at initialisation (geometric mean over seeds, 95% interval)",
@@ -157,7 +177,57 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         "loss on the final state (the sequence head), at initialisation, and the ratio of the first step's to "
         "the last step's. (The source's snippet takes, for the LSTM, a loss on the cell state and reports "
         "last/first; neither is the quantity claimed.) A ratio below "
-        f"{L1_VANISHED.value} counts as vanished. {seeds_note(okr)}."
+        f"{L1_VANISHED.value} counts as vanished. {seeds_note(okr)}. No positive control applies: nothing is "
+        "trained, every number is a property of the initialisation."
+        + (f" {sweep_text}" if sweep_text else "")
+        + (f" {mistake_text}" if mistake_text else "")
         + ("\n\nBackend agreement: " + "; ".join(agreement) + "." if agreement else "")
     )
-    return finish("L1", rows, parts, [table], figs, text, recs)
+    tables = [table] + ([sweep_table] if sweep_table else [])
+    return finish("L1", rows, parts, tables, figs, text, recs)
+
+
+def _bias_sweep(recs: Sequence[Record]) -> tuple[Table | None, str]:
+    """The LSTM's first/last ratio against its forget-gate bias (PyTorch's default init counts as
+    bias 0 in expectation), per T: how much of "preserved" is the initialisation."""
+    lstm = [r for r in recs if R.arch(r) == "lstm" and R.setting(r, "layout", "batch_first") != MISTAKE]
+    biased = [r for r in lstm if _forget_bias(r) is not None]
+    if not biased:
+        return None, ""
+    rows, said = [], []
+    for (dev, be, t), grecs in by(lstm, R.device, R.backend, R.seq_len).items():
+        for b, brecs in sorted(
+            by(grecs, lambda r: _forget_bias(r)).items(), key=lambda kv: (kv[0] is not None, kv[0] or 0)
+        ):
+            logs = [v for v in per_seed(brecs, _log_ratio).values() if math.isfinite(v)]
+            est = mean_ci(logs).map(lambda v: 10.0**v) if logs else Estimate(0.0)
+            label = "default init" if b is None else fmt(b)
+            rows.append([dev, be, t, label, len(brecs), describe(est)])
+            if t == 100 and be == "torch":
+                said.append(f"{label}: {fmt(est.value)}")
+    table = Table(
+        "L1_forget_bias_sweep",
+        "L1: the LSTM's first/last input-gradient ratio at initialisation by forget-gate bias (geometric mean, 95%)",
+        ["device", "backend", "T", "forget bias", "seeds", "first/last"],
+        rows,
+    )
+    text = (
+        "How the LSTM's ratio depends on its forget-gate bias (T=100, torch): " + "; ".join(said) + "." if said else ""
+    )
+    return table, text
+
+
+def _mistake(recs: Sequence[Record]) -> str:
+    """The source's number, reproduced: its snippet fed (1, T, I) to an LSTM built without batch_first."""
+    bad = [r for r in recs if R.setting(r, "layout") == MISTAKE]
+    if not bad:
+        return ""
+    parts = []
+    for (a, t), grecs in by(bad, R.arch, R.seq_len).items():
+        logs = [v for v in per_seed(grecs, _log_ratio).values() if math.isfinite(v)]
+        parts.append(f"{a.upper()} T={t}: {describe(mean_ci(logs).map(lambda v: 10.0**v))} over {len(logs)} seeds")
+    return (
+        "Where the source's 0.85 comes from: its snippet omits batch_first=True, so a (1, T, I) input is read as "
+        "T one-step sequences and 'the gradient at step t' belongs to an unrelated sequence; the same cell with that "
+        "layout gives a first/last ratio of " + "; ".join(parts) + ", of order 1 whatever the recurrence does."
+    )
