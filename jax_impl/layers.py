@@ -288,7 +288,8 @@ def head_loss(head: HeadSpec, logits: Array, y: Array, mask: Array) -> Array:
         ce = _cross_entropy(logits, jnp.where(mask, y, 0))
         return jnp.sum(ce * maskf) / count
     if head.kind == "per_step_regress":
-        diff = logits - y.astype(logits.dtype)
+        # replaced, not multiplied by zero: a NaN target at a padded step would give NaN gradients (as torch's)
+        diff = logits - jnp.where(mask[..., None], y.astype(logits.dtype), 0.0)
         per_step = jnp.sum(diff * diff, axis=-1)
         return jnp.sum(per_step * maskf) / (count * logits.shape[-1])
     raise ValueError(f"unknown head {head.kind!r}")
