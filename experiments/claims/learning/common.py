@@ -108,10 +108,34 @@ def errored(rec: Record) -> bool:
 finish = functools.partial(claims_common.finish, listed=errored)
 
 
+# A claim's verdict comes from its most thorough preset with records, per device: the standard
+# preset's budgets supersede the quick preset's (which stay in their files, and in `seqbench compare`).
+PRESET_RANK = {"quick": 0, "standard": 1, "full": 2}
+
+
+@functools.lru_cache(maxsize=1)
+def _grid_rank() -> dict[str, int]:
+    from experiments.grid import raw_lists  # the grid files' presets, read from their TOML alone
+
+    return {name: max((PRESET_RANK.get(p, -1) for p in ps), default=-1) for name, ps in raw_lists("presets").items()}
+
+
+def most_thorough(recs: Sequence[Record]) -> list[Record]:
+    """Per device, the records of the highest-ranked preset present (full > standard > quick)."""
+    ranks = _grid_rank()
+    out: list[Record] = []
+    for dev in R.devices(recs):
+        mine = [r for r in recs if R.device(r) == dev]
+        top = max(ranks.get(str(r.get("grid")), -1) for r in mine)
+        out += [r for r in mine if ranks.get(str(r.get("grid")), -1) == top]
+    return out
+
+
 def train_records(
     records: Sequence[Record], claim_id: str, kinds: tuple[str, ...] = ("train",)
 ) -> tuple[list[Record], list[Record]]:
-    recs = R.select(records, claim_id, kinds=kinds)
+    """A claim's records (its most thorough preset's, per device) and those a verdict may use."""
+    recs = most_thorough(R.select(records, claim_id, kinds=kinds))
     return recs, [r for r in recs if usable(r)]
 
 

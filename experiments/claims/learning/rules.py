@@ -104,11 +104,29 @@ def control(
     return Control(setting, criterion, ok, len(by_run), budget)
 
 
+def gate(parts: Sequence[Part], ctrl: Control) -> list[Part]:
+    """The parts one control stands behind (a task's, in a claim with several tasks): kept as they are
+    when it passed; shown but not deciding, and saying why, when it failed."""
+    if ctrl.passed:
+        return list(parts)
+    return [
+        Part(p.name, p.measured, p.verdict, f"not judged, under-trained ({ctrl.setting}): {p.reason}", p.core, False)
+        for p in parts
+    ]
+
+
 def judged(parts: Sequence[Part]) -> Verdict:
-    """``combine`` under rule 1: a failed (or missing) positive control makes the verdict
-    "inconclusive (under-trained: ...)"; the other parts stay in the table for their evidence."""
+    """``combine`` under rule 1: when no positive control passed, the verdict is "inconclusive
+    (under-trained: ...)"; the other parts stay in the table for their evidence. Where a claim has a
+    control per task and only some fail, the failed tasks' parts were ``gate``d out and the verdict
+    comes from the rest, its reason naming what was left out."""
     controls = [p for p in parts if p.name.startswith(CONTROL_PART)]
     failed = [p for p in controls if p.verdict != CONFIRMED]
+    if failed and len(failed) < len(controls):
+        rest = [p for p in parts if p not in failed]
+        verdict = combine(rest)
+        left = "; ".join(p.reason for p in failed)
+        return Verdict(verdict.verdict, f"{verdict.reason} (not judged: {left})", list(parts))
     if failed and any(p.verdict != NOT_RUN for p in parts if not p.name.startswith(CONTROL_PART)):
         reason = "; ".join(p.reason for p in failed)
         if not reason.startswith("under-trained"):
