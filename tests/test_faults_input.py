@@ -101,6 +101,19 @@ def test_a_read_only_results_folder_is_refused(tmp_path: Path, fake, no_workers,
     one_error_line(capsys.readouterr().err, "--results", "cannot write")
 
 
+def test_a_folder_without_write_permission_is_refused(tmp_path: Path, fake, no_workers, monkeypatch, capsys) -> None:
+    """What chmod 555 does to a user who is not root (this suite may run as root, who writes through it)."""
+    from experiments.records import store
+
+    def denied(prefix: str = "", dir: str = "") -> None:
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    monkeypatch.setattr(store.tempfile, "mkstemp", denied)
+    grid = write_grid(tmp_path, "g", CELL.format(hidden=32))
+    assert main(["run", str(grid), "--results", str(tmp_path / "r")]) == 2
+    one_error_line(capsys.readouterr().err, "--results", "cannot write", "Permission denied")
+
+
 def test_a_grid_that_excludes_every_cell_is_refused(tmp_path: Path, fake, no_workers, capsys) -> None:
     grid = write_grid(tmp_path, "g", CELL.format(hidden=32) + '[[exclude]]\narch = "lstm"\n')
     assert main(["run", str(grid), "--results", str(tmp_path / "r")]) == 2
