@@ -72,15 +72,17 @@ class LocalExecutor:
 
     def worker(self, backend: str) -> WorkerProcess:
         if backend not in self.workers:
-            self.workers[backend] = WorkerProcess(backend, self._log_dir, self._devices.get(backend, ("cpu",)))
+            self.workers[backend] = WorkerProcess(backend, self._log_dir, self._devices.get(backend, ()))
         return self.workers[backend]
 
     def start(self, backends: Iterable[str], devices: Devices | None = None) -> None:
         """Start the workers side by side (their imports overlap), then wait for each. ``devices``:
-        what each backend's cells run on (default cpu); each worker checks them before it is ready."""
+        what each backend's cells run on; each worker checks them before it is ready and, when none
+        is cuda, runs under the memory limit (``run.memory``). Without ``devices`` (a caller that
+        does not say, such as ``verify``) a worker checks nothing and runs without a limit."""
         backends = list(backends)
         for b in backends:
-            self._devices[b] = tuple(sorted(set((devices or {}).get(b, ("cpu",)))))
+            self._devices[b] = tuple(sorted(set((devices or {}).get(b, ()))))
             if b in self.workers and self.workers[b].devices != self._devices[b]:
                 self.workers.pop(b).stop()  # started for other devices: check again
         starting = [self.worker(b) for b in backends if not self.worker(b).alive]

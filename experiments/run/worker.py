@@ -69,7 +69,7 @@ from experiments.errors import UserError
 from experiments.kinds import get_kind
 from experiments.kinds.context import begin_worker, count_cell, fresh_process
 from experiments.records.envinfo import host_env
-from experiments.run.memory import apply_limit, limit_env, oom_in_log
+from experiments.run.memory import WORKER_LIMIT_ENV, apply_limit, limit_env, oom_in_log
 
 _HEADER = struct.Struct("!Q")
 LOG_TAIL_CHARS = 2000
@@ -347,12 +347,11 @@ class WorkerProcess:
         self.cells_run = 0
         self._log_dir.mkdir(parents=True, exist_ok=True)  # an own folder is removed by stop()
         self.log_path = self._log_dir / f"worker-{self.backend}-{next(_LOG_NUMBERS)}.log"  # unique per log_dir user
-        env = {
-            **os.environ,
-            **worker_env(self.backend),
-            **limit_env(set(self.devices)),
-            DEVICES_ENV: ",".join(self.devices),
-        }
+        # devices not named: nothing to check, and no limit (the caller may touch CUDA)
+        limits = limit_env(set(self.devices)) if self.devices else {}
+        env = {**os.environ, **worker_env(self.backend), DEVICES_ENV: ",".join(self.devices)}
+        env.pop(WORKER_LIMIT_ENV, None)  # never inherited: the limit is this driver's decision
+        env.update(limits)
         if threading.current_thread() is threading.main_thread():
             env[PDEATHSIG_ENV] = "1"
         with open(self.log_path, "wb") as log:
