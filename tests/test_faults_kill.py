@@ -81,6 +81,30 @@ def test_workers_end_within_a_second_and_the_folder_goes_at_the_next_start(tmp_p
     assert not list(tmp.glob(f"{LOG_DIR_PREFIX}*"))  # and its own on close
 
 
+def test_sigterm_ends_a_run_as_ctrl_c_does(tmp_path: Path) -> None:
+    """Status 130, workers stopped, the worker folder removed: the orderly end ``kill`` asks for."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    grid = write_grid(tmp_path, "h", HANG)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "experiments", "run", str(grid), "--results", str(tmp_path / "r")],
+        env=env_in(tmp),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: worker_pids(driver.pid), timeout=60)
+        workers = worker_pids(driver.pid)
+        driver.terminate()
+        _, err = driver.communicate(timeout=30)
+    finally:
+        driver.kill()
+    assert driver.returncode == 130 and "interrupted" in err
+    assert not any(alive(p) for p in workers)
+    assert not list(tmp.glob(f"{LOG_DIR_PREFIX}*"))
+
+
 def test_a_worker_spawned_off_the_main_thread_still_ends_with_its_driver(tmp_path: Path) -> None:
     """No PR_SET_PDEATHSIG there (it follows the spawning thread): the parent watch ends it."""
     code = textwrap.dedent(
