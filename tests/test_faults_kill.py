@@ -133,12 +133,16 @@ def test_stale_folders_are_those_of_dead_drivers(tmp_path: Path) -> None:
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = tmp_path / f"{LOG_DIR_PREFIX}{int(gone.stdout)}-abc"
     live = tmp_path / f"{LOG_DIR_PREFIX}{os.getpid()}-def"
-    legacy = tmp_path / f"{LOG_DIR_PREFIX}xyz12345"  # no pid: whose it is cannot be told, so it stays
-    for folder in (dead, live, legacy):
+    legacy = tmp_path / f"{LOG_DIR_PREFIX}xyz12345"  # named before pids were: stale once untouched for a day
+    old = tmp_path / f"{LOG_DIR_PREFIX}abc12345"
+    for folder in (dead, live, legacy, old):
         folder.mkdir()
         (folder / "worker-fake-1.log").write_text("log")
-    assert remove_stale_log_dirs(tmp_path) == [dead]
-    assert live.exists() and legacy.exists() and not dead.exists()
+    two_days_ago = time.time() - 2 * 86400
+    for path in (old / "worker-fake-1.log", old):
+        os.utime(path, (two_days_ago, two_days_ago))
+    assert sorted(remove_stale_log_dirs(tmp_path)) == sorted([dead, old])
+    assert live.exists() and legacy.exists() and not dead.exists() and not old.exists()
 
 
 def test_the_reaper_kills_what_a_dead_driver_left_in_other_sessions(tmp_path: Path) -> None:

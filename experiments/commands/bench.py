@@ -124,7 +124,9 @@ def format_record(record: dict) -> str:
         f"{record['arch']} on {record['backend']} ({record['path']}), {device}",
         f"status: {record['status']}" + (f"  {record['error']}" if record.get("error") else ""),
     ]
-    if m:
+    if m.get("estimated_bytes") is not None:  # the memory guard's record: the cell never started
+        lines.append(f"memory: needs >= {m['estimated_bytes']} B, a worker may use {m['memory_limit_bytes']} B")
+    elif m:
 
         def fmt(v, unit=""):
             return "n/a" if v is None else (f"{v:.4g}{unit}" if isinstance(v, float) else f"{v}{unit}")

@@ -51,13 +51,15 @@ def dry_run(grids: list[str], device: str | None, shrink: bool) -> None:
     """The cells, their keys and the estimate (``experiments.run.estimate``) of what they will take."""
     from experiments.grid import load_cells
     from experiments.run.estimate import cell_seconds, estimate
+    from experiments.run.memory import estimated_oom
 
     every = []
     for grid, cells in load_cells(grids, device, shrink):
         every += cells
         print(f"{grid.name}: {len(cells)} cells ({grid.path}), estimated {estimate(cells).seconds:.0f} s")
         for cell in cells:
-            print(f"  {cell.key}  ~{cell_seconds(cell):5.1f} s  {cell.label()}")
+            guard = "  (oom, estimated: will not start)" if estimated_oom(cell) else ""
+            print(f"  {cell.key}  ~{cell_seconds(cell):5.1f} s  {cell.label()}{guard}")
     total = estimate(every)
     print(f"{total.cells} cells, estimated {total.seconds:.0f} device seconds (a model: experiments/run/estimate.py)")
 

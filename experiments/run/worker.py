@@ -510,14 +510,29 @@ def remove_stale_log_dirs(root: str | Path | None = None) -> list[Path]:
     """Delete the worker log folders of drivers that are gone (a ``kill -9`` skips their ``close``).
 
     A folder names its driver's pid; one whose pid is not running is stale. (A reused pid keeps
-    its folder until that process ends too: harmless.) Returns the folders removed."""
+    its folder until that process ends too: harmless.) A folder named before pids were (no owner
+    to ask) is stale once nothing in it changed for ``LEGACY_STALE_S``. Returns the folders removed."""
     removed = []
     for path in Path(root or tempfile.gettempdir()).glob(f"{LOG_DIR_PREFIX}*"):
+        if not path.is_dir():
+            continue
         match = _OWNER.match(path.name)
-        if match and path.is_dir() and not _pid_alive(int(match.group(1))):
+        stale = not _pid_alive(int(match.group(1))) if match else _untouched_for(path, LEGACY_STALE_S)
+        if stale:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
+
+
+LEGACY_STALE_S = 86400.0
+
+
+def _untouched_for(folder: Path, seconds: float) -> bool:
+    try:
+        newest = max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.iterdir())])
+    except OSError:
+        return False
+    return time.time() - newest > seconds
 
 
 def failure_result(status: str, message: str, started: float) -> dict[str, Any]:
