@@ -21,6 +21,7 @@ import numpy as np
 
 from experiments.claims import common as claims_common
 from experiments.claims.base import fmt
+from experiments.claims.learning.rules import control
 from experiments.claims.stats import Estimate, mean_ci
 from experiments.claims.verdict import CONFIRMED, INCONCLUSIVE, NOT_RUN, REFUTED, Judgement, describe
 from experiments.records import fields as R
@@ -201,3 +202,31 @@ def budget(recs: Sequence[Record]) -> str:
         f"B={values(recs, lambda r: R.cfg(r, 'batch'))}"
         + (f", {n_train} training sequences" if n_train != "None" else "")
     )
+
+
+def shortest(recs: Sequence[Record], where: Callable[[Record], bool]) -> list[Record]:
+    """The records matching ``where`` at their shortest T: a positive control's usual setting."""
+    mine = [r for r in recs if where(r)]
+    if not mine:
+        return []
+    t0 = min((R.seq_len(r) or 0) for r in mine)
+    return [r for r in mine if (R.seq_len(r) or 0) == t0]
+
+
+def controlled(
+    judge: Callable[[list[Record], str], tuple[list, str]],
+    pick: Callable[[list[Record]], tuple[list[Record], str]],
+    sentences: list[str],
+) -> Callable[[list[Record], str], tuple[list, str]]:
+    """``judge`` behind the claim's positive control (``rules``): ``pick(device_records)`` returns the
+    control's records and its setting in words; the control's part comes first and its sentence is
+    appended to ``sentences`` (the claim's text). Use with ``device_rows(..., combine_fn=rules.judged)``."""
+
+    def wrapped(dev_recs: list[Record], dev: str) -> tuple[list, str]:
+        recs, setting = pick(dev_recs)
+        ctrl = control(recs, learnt, setting, criterion(recs[0]) if recs else "-", budget(recs))
+        sentences.append(ctrl.sentence())
+        parts, measured = judge(dev_recs, dev)
+        return [ctrl.part(), *parts], measured
+
+    return wrapped

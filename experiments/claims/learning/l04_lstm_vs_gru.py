@@ -8,6 +8,7 @@ from experiments.claims.base import ClaimResult, Table, fmt, not_run
 from experiments.claims.common import by, device_rows
 from experiments.claims.learning.common import (
     absolute,
+    controlled,
     error,
     finish,
     judge_none,
@@ -16,11 +17,22 @@ from experiments.claims.learning.common import (
     task_label,
     train_records,
 )
+from experiments.claims.learning.rules import judged
 from experiments.claims.readings import L4_COMPARABLE
 from experiments.claims.registry import claim
 from experiments.claims.verdict import Part, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
+
+
+# The positive control: the baseline arm's records, and the setting in words.
+def control_records(recs: list[Record]) -> tuple[list[Record], str]:
+    """The LSTM on the larger training set of each task."""
+    largest = {}
+    for r in recs:
+        largest[task_label(r)] = max(largest.get(task_label(r), 0), R.task_param(r, "n_train") or 0)
+    chosen = [r for r in recs if R.arch(r) == "lstm" and (R.task_param(r, "n_train") or 0) == largest[task_label(r)]]
+    return chosen, "LSTM, the larger training set of each task"
 
 
 @claim(
@@ -39,6 +51,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
     if not okr:
         return not_run("L4", "train cells of lstm and gru, small and large training sets, T up to 1000")
     table_rows: list[list] = []
+    sentences: list[str] = []
 
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
         parts, summary = [], []
@@ -78,7 +91,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                 )
         return parts, "; ".join(summary)
 
-    rows, parts = device_rows(okr, judge)
+    rows, parts = device_rows(okr, controlled(judge, control_records, sentences), combine_fn=judged)
     table = Table(
         "L4_lstm_vs_gru",
         "L4: LSTM vs GRU final validation error",
@@ -90,4 +103,5 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         f"(this suite: an error gap within {L4_COMPARABLE.value:g}); "
         "GRU does slightly better on small data; LSTM has an edge beyond 500 steps."
     )
+    text += " " + " ".join(sentences)
     return finish("L4", rows, parts, [table], [], text, recs)

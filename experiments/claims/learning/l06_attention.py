@@ -25,7 +25,7 @@ from experiments.claims.learning.common import (
 from experiments.claims.learning.rules import control, judged, require_runs, runs
 from experiments.claims.readings import L6_NO_GAIN
 from experiments.claims.registry import claim
-from experiments.claims.verdict import Part, describe, judge_range
+from experiments.claims.verdict import INCONCLUSIVE, Part, describe, judge_range
 from experiments.records import fields as R
 from experiments.records.fields import Record
 
@@ -95,6 +95,10 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                     j = require_runs(judge_none(delta, L6_NO_GAIN.value, "gain"), n, binary=False)
                     parts.append(Part(f"{task} T={t}: no gain on short", describe(delta), j.verdict, j.reason))
                 summary.append(f"T={t}: {fmt(delta.value)}")
+            halves = {"gain" if ": gain" in p.name else "short" for p in parts if p.name.startswith(f"{task} T=")}
+            for half, what in (("gain", "T > 50: gain"), ("short", "T <= 50: no gain on short")):
+                if half not in halves:  # a half of the claim not measured leaves it undecided
+                    parts.append(Part(f"{task} {what}", "not measured", INCONCLUSIVE, "no T on this side of 50 ran"))
             for a, (xs, ys, lo, hi) in curves.items():
                 panel.series.append(Series(a, xs, ys, lo, hi))
             panels.append(panel)

@@ -6,7 +6,15 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, FigureSpec, Panel, Series, Table, not_run
 from experiments.claims.common import by, device_rows
-from experiments.claims.learning.common import finish, rel_error, seed_mean, task_label, train_records
+from experiments.claims.learning.common import (
+    controlled,
+    finish,
+    rel_error,
+    seed_mean,
+    task_label,
+    train_records,
+)
+from experiments.claims.learning.rules import judged
 from experiments.claims.readings import L7_ACF_LENGTH
 from experiments.claims.registry import claim
 from experiments.claims.verdict import CONFIRMED, PARTLY, REFUTED, Part, describe
@@ -27,6 +35,12 @@ def _acf_window(series: str, threshold: float = L7_ACF_LENGTH.value) -> int | No
     return None
 
 
+# The positive control: the baseline arm's records, and the setting in words.
+def control_records(recs: list[Record]) -> tuple[list[Record], str]:
+    """The window the sizing run trained at (24)."""
+    return [r for r in recs if R.seq_len(r) == 24], "LSTM, window 24"
+
+
 @claim(
     id="L7",
     priority="P2",
@@ -43,6 +57,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
     if not okr:
         return not_run("L7", "train cells of forecasting over input windows")
     table_rows: list[list] = []
+    sentences: list[str] = []
     panels: list[Panel] = []
 
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
@@ -86,7 +101,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
             summary.append(f"{task}: best {best}, acf {acf}")
         return parts, "; ".join(summary)
 
-    rows, parts = device_rows(okr, judge)
+    rows, parts = device_rows(okr, controlled(judge, control_records, sentences), combine_fn=judged)
     table = Table(
         "L7_window",
         "L7: forecasting error vs input window",
@@ -98,4 +113,5 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         "Claimed: the best input window for most forecasting tasks is 20-100 steps, and the autocorrelation length "
         f"picks it (here: the first lag where the train segment's autocorrelation drops below {L7_ACF_LENGTH.value:g})."
     )
+    text += " " + " ".join(sentences)
     return finish("L7", rows, parts, [table], [fig], text, recs)

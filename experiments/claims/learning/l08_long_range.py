@@ -6,11 +6,28 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, Table, fmt, not_run
 from experiments.claims.common import by, device_rows
-from experiments.claims.learning.common import finish, paired, score, seed_mean, task_label, train_records
+from experiments.claims.learning.common import (
+    controlled,
+    finish,
+    paired,
+    score,
+    seed_mean,
+    shortest,
+    task_label,
+    train_records,
+)
+from experiments.claims.learning.rules import judged
 from experiments.claims.registry import claim
 from experiments.claims.verdict import Part, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
+
+
+# The positive control: the baseline arm's records, and the setting in words.
+def control_records(recs: list[Record]) -> tuple[list[Record], str]:
+    """The LSTM at its shortest T."""
+    chosen = shortest(recs, lambda r: R.arch(r) == "lstm")
+    return chosen, f"LSTM, T={R.seq_len(chosen[0]) if chosen else '-'}"
 
 
 @claim(
@@ -26,6 +43,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
     if not okr:
         return not_run("L8", "train cells of transformer and lstm on a long-range task, T in {500, 1000, 2000}")
     table_rows: list[list] = []
+    sentences: list[str] = []
 
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
         parts, summary = [], []
@@ -52,7 +70,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
             summary.append(f"T={t}: {fmt(delta.value)}")
         return parts, "; ".join(summary)
 
-    rows, parts = device_rows(okr, judge)
+    rows, parts = device_rows(okr, controlled(judge, control_records, sentences), combine_fn=judged)
     table = Table(
         "L8_long_range",
         "L8: Transformer vs LSTM on a long-range task",
@@ -60,4 +78,5 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         table_rows,
     )
     text = "Claimed: beyond ~500-1000 steps attention/Transformers beat LSTMs."
+    text += " " + " ".join(sentences)
     return finish("L8", rows, parts, [table], [], text, recs)

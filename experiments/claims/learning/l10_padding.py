@@ -6,7 +6,17 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, Table, fmt, not_run
 from experiments.claims.common import by, device_rows
-from experiments.claims.learning.common import finish, paired, score, seed_mean, seeds_note, task_label, train_records
+from experiments.claims.learning.common import (
+    controlled,
+    finish,
+    paired,
+    score,
+    seed_mean,
+    seeds_note,
+    task_label,
+    train_records,
+)
+from experiments.claims.learning.rules import judged
 from experiments.claims.registry import claim
 from experiments.claims.verdict import Part, describe, judge_direction
 from experiments.records import fields as R
@@ -15,6 +25,12 @@ from experiments.records.fields import Record
 
 def _padding(rec: Record) -> str | None:
     return R.task_param(rec, "padding")
+
+
+# The positive control: the baseline arm's records, and the setting in words.
+def control_records(recs: list[Record]) -> tuple[list[Record], str]:
+    """The fix the claim names: masked sequences."""
+    return [r for r in recs if _padding(r) == "masked"], "LSTM, masked padding"
 
 
 @claim(
@@ -34,6 +50,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
     if not okr:
         return not_run("L10", "train cells with padding in {post, pre, masked}")
     table_rows: list[list] = []
+    sentences: list[str] = []
 
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
         parts, summary = [], []
@@ -52,7 +69,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                 summary.append(f"{task} {fix}-post {fmt(delta.value)}")
         return parts, "; ".join(summary)
 
-    rows, parts = device_rows(okr, judge)
+    rows, parts = device_rows(okr, controlled(judge, control_records, sentences), combine_fn=judged)
     table = Table(
         "L10_padding",
         "L10: validation accuracy by padding (mean over seeds, 95% interval)",
@@ -64,4 +81,5 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         "state; pre-padding or masking fixes it. Post and pre run the model over every padded step; masked stops "
         f"each sequence at its own length. Differences are paired by seed. {seeds_note(okr)}."
     )
+    text += " " + " ".join(sentences)
     return finish("L10", rows, parts, [table], [], text, recs)

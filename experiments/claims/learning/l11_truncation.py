@@ -6,7 +6,17 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, Table, fmt, not_run
 from experiments.claims.common import by, device_rows
-from experiments.claims.learning.common import finish, judge_none, paired, score, seed_mean, task_label, train_records
+from experiments.claims.learning.common import (
+    controlled,
+    finish,
+    judge_none,
+    paired,
+    score,
+    seed_mean,
+    task_label,
+    train_records,
+)
+from experiments.claims.learning.rules import judged
 from experiments.claims.readings import L11_SOUND
 from experiments.claims.registry import claim
 from experiments.claims.verdict import Part, describe
@@ -16,6 +26,18 @@ from experiments.records.fields import Record
 
 def _full_length(rec: Record) -> int:
     return int(R.task_param(rec, "seq_len") or R.seq_len(rec) or 0)
+
+
+# The positive control: the baseline arm's records, and the setting in words.
+def control_records(recs: list[Record]) -> tuple[list[Record], str]:
+    """Whole sequences with the signal at its most recent."""
+    near = min((R.task_param(r, "distance") or 0) for r in recs) if recs else 0
+    whole = [
+        r for r in recs
+        if (R.task_param(r, "distance") or 0) == near
+        and (R.task_param(r, "truncate") is None or R.task_param(r, "truncate") >= _full_length(r))
+    ]  # fmt: skip
+    return whole, f"LSTM, full sequences, the signal {near} steps back"
 
 
 @claim(
@@ -31,6 +53,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
     if not okr:
         return not_run("L11", "train cells of full vs truncated long sequences, signal recent vs early")
     table_rows: list[list] = []
+    sentences: list[str] = []
 
     def kept(rec: Record) -> int | None:
         cut = R.task_param(rec, "truncate")
@@ -55,7 +78,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                 summary.append(f"signal {dist} back: truncated - full {fmt(delta.value)}")
         return parts, "; ".join(summary)
 
-    rows, parts = device_rows(okr, judge)
+    rows, parts = device_rows(okr, controlled(judge, control_records, sentences), combine_fn=judged)
     table = Table(
         "L11_truncation",
         "L11: full vs truncated sequences (accuracy, mean over seeds)",
@@ -68,4 +91,5 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         "it is checked with the signal recent "
         "and early."
     )
+    text += " " + " ".join(sentences)
     return finish("L11", rows, parts, [table], [], text, recs)

@@ -93,11 +93,13 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
 
         for lr, lrecs in lrs.items():
             n = len(runs(lrecs))
+            indices = [min(oscillation(r), 1e9) for r in lrecs]
+            indices = [v for v in indices if math.isfinite(v)]
             table_rows.append(
                 [dev, task, lr, n, describe(wilson(sum(failed(r) for r in lrecs), n)),
                  describe(wilson(sum(oscillates(r) for r in lrecs), n)),
-                 describe(wilson(sum(learnt(r) for r in lrecs), n)), fmt(float(np.nanmedian(
-                     [min(oscillation(r), 1e9) for r in lrecs])))]
+                 describe(wilson(sum(learnt(r) for r in lrecs), n)),
+                 fmt(float(np.median(indices))) if indices else "-"]
             )  # fmt: skip
         parts, summary = [], []
         if HIGH in lrs:
@@ -150,4 +152,3 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         f"at least 20 runs). {seeds_note(okr)}. " + " ".join(sentences)
     )
     return finish("L13", rows, parts, [table], [fig], text, recs)
-

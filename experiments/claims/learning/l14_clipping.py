@@ -7,14 +7,23 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, Table, fmt, not_run
 from experiments.claims.common import by, device_rows
-from experiments.claims.learning.common import failed, finish, train_records
+from experiments.claims.learning.common import controlled, failed, finish, train_records
+from experiments.claims.learning.rules import judged, require_runs
 from experiments.claims.registry import claim
-from experiments.claims.stats import Estimate, wilson
+from experiments.claims.stats import proportion_difference, wilson
 from experiments.claims.verdict import INCONCLUSIVE, Part, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
 
 NO_CLIP = 1e6  # a clip_norm this large never binds: the grid's way of saying "no clipping"
+
+
+# The positive control: the baseline arm's records, and the setting in words.
+def control_records(recs: list[Record]) -> tuple[list[Record], str]:
+    """The clipped LSTM at the lowest learning rate present."""
+    lstm = [r for r in recs if R.arch(r) == "lstm" and (R.opt(r, "clip_norm") or NO_CLIP) < NO_CLIP]
+    low = min((float(R.opt(r, "lr")) for r in lstm), default=math.nan)
+    return [r for r in lstm if float(R.opt(r, "lr")) == low], f"clipped LSTM, lr {fmt(low)}"
 
 
 @claim(
@@ -30,6 +39,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
     if not okr:
         return not_run("L14", "train cells at high lr and long T, with and without clip_norm=1")
     table_rows: list[list] = []
+    sentences: list[str] = []
 
     def clip_of(rec: Record) -> float | None:
         c = R.opt(rec, "clip_norm")
@@ -47,10 +57,8 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                     continue
                 r_off = wilson(sum(failed(r) for r in off), len(off))
                 r_on = wilson(sum(failed(r) for r in crecs), len(crecs))
-                diff = r_off.value - r_on.value
-                se = math.sqrt(r_off.value * (1 - r_off.value) / len(off) + r_on.value * (1 - r_on.value) / len(crecs))
-                n = len(off) + len(crecs)
-                est = Estimate(diff, diff - 1.96 * se, diff + 1.96 * se, n) if se > 0 else Estimate(diff, n=n)
+                k_off, k_on = sum(failed(r) for r in off), sum(failed(r) for r in crecs)
+                est = proportion_difference(k_off, len(off), k_on, len(crecs))  # Newcombe's interval
                 table_rows.append([dev, a, lr, c, describe(r_off), describe(r_on), describe(est)])
                 if r_off.value == 0 and r_on.value == 0:
                     parts.append(
@@ -63,11 +71,12 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                     )
                     continue
                 j = judge_direction(est, null=0.0, what="divergence rate without - with clipping")
+                j = require_runs(j, min(len(off), len(crecs)), binary=True)
                 parts.append(Part(f"{a} lr={lr:g}: clip {c:g}", describe(est), j.verdict, j.reason))
                 summary.append(f"{a} lr={lr:g}: {fmt(r_off.value)} -> {fmt(r_on.value)}")
         return parts, "; ".join(summary)
 
-    rows, parts = device_rows(okr, judge)
+    rows, parts = device_rows(okr, controlled(judge, control_records, sentences), combine_fn=judged)
     table = Table(
         "L14_clipping",
         "L14: share of runs that diverged (loss NaN or 100x its first value), with and without clipping",
@@ -78,4 +87,5 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         "Claimed: clipping the gradient norm at 1 prevents exploding gradients. Measured as the share of runs "
         f"that diverge; a clip_norm of {NO_CLIP:g} or more never binds and stands for no clipping."
     )
+    text += " " + " ".join(sentences)
     return finish("L14", rows, parts, [table], [], text, recs)

@@ -6,11 +6,27 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, FigureSpec, Panel, Series, Table, not_run
 from experiments.claims.common import by, device_rows
-from experiments.claims.learning.common import error, finish, paired, seed_mean, task_label, train_loss, train_records
+from experiments.claims.learning.common import (
+    controlled,
+    error,
+    finish,
+    paired,
+    seed_mean,
+    task_label,
+    train_loss,
+    train_records,
+)
+from experiments.claims.learning.rules import judged
 from experiments.claims.registry import claim
 from experiments.claims.verdict import CONFIRMED, PARTLY, REFUTED, Judgement, Part, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
+
+
+# The positive control: the baseline arm's records, and the setting in words.
+def control_records(recs: list[Record]) -> tuple[list[Record], str]:
+    """The hidden size the sizing run trained at (64)."""
+    return [r for r in recs if R.size(r) == 64], "LSTM H=64"
 
 
 @claim(
@@ -26,6 +42,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
     if not okr:
         return not_run("L15", "train cells over H on a small real data set")
     table_rows: list[list] = []
+    sentences: list[str] = []
     panels: list[Panel] = []
 
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
@@ -68,7 +85,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
             summary.append(f"{task}: best H {best}")
         return parts, "; ".join(summary)
 
-    rows, parts = device_rows(okr, judge)
+    rows, parts = device_rows(okr, controlled(judge, control_records, sentences), combine_fn=judged)
     table = Table(
         "L15_hidden_size",
         "L15: final train loss and validation error vs H (mean over seeds)",
@@ -81,4 +98,5 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         "has a higher validation error than the best H; overfitting: the largest H has a higher validation error "
         "than the best H while fitting the training data at least as well (lower train loss)."
     )
+    text += " " + " ".join(sentences)
     return finish("L15", rows, parts, [table], [fig], text, recs)

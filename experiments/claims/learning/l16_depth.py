@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from experiments.claims.base import ClaimResult, Table, fmt, not_run
 from experiments.claims.common import by, device_rows
 from experiments.claims.learning.common import (
+    controlled,
     error,
     failed,
     finish,
@@ -16,11 +17,18 @@ from experiments.claims.learning.common import (
     task_label,
     train_records,
 )
+from experiments.claims.learning.rules import judged
 from experiments.claims.readings import L16_DIMINISHING
 from experiments.claims.registry import claim
 from experiments.claims.verdict import Part, describe
 from experiments.records import fields as R
 from experiments.records.fields import Record
+
+
+# The positive control: the baseline arm's records, and the setting in words.
+def control_records(recs: list[Record]) -> tuple[list[Record], str]:
+    """One layer."""
+    return [r for r in recs if (R.spec_field(r, "num_layers") or 1) == 1], "one-layer LSTM"
 
 
 @claim(
@@ -36,6 +44,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
     if not okr:
         return not_run("L16", "train cells over depth 1-6")
     table_rows: list[list] = []
+    sentences: list[str] = []
 
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
         parts, summary = [], []
@@ -51,7 +60,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                 summary.append(f"{task}: 4->{deep} {fmt(gain.value)}")
         return parts, "; ".join(summary)
 
-    rows, parts = device_rows(okr, judge)
+    rows, parts = device_rows(okr, controlled(judge, control_records, sentences), combine_fn=judged)
     table = Table(
         "L16_depth", "L16: error vs depth", ["device", "task", "arch", "layers", "error", "diverged runs"], table_rows
     )
@@ -59,4 +68,5 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         "Claimed: more than 4 stacked layers gives diminishing returns "
         f"(here: under {L16_DIMINISHING.value:g} error reduction)."
     )
+    text += " " + " ".join(sentences)
     return finish("L16", rows, parts, [table], [], text, recs)

@@ -6,11 +6,27 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, Table, fmt, not_run
 from experiments.claims.common import by, device_rows
-from experiments.claims.learning.common import error, finish, paired, seed_mean, task_label, train_loss, train_records
+from experiments.claims.learning.common import (
+    controlled,
+    error,
+    finish,
+    paired,
+    seed_mean,
+    task_label,
+    train_loss,
+    train_records,
+)
+from experiments.claims.learning.rules import judged
 from experiments.claims.registry import claim
 from experiments.claims.verdict import Part, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
+
+
+# The positive control: the baseline arm's records, and the setting in words.
+def control_records(recs: list[Record]) -> tuple[list[Record], str]:
+    """No dropout."""
+    return [r for r in recs if float(R.spec_field(r, "dropout", 0.0) or 0.0) == 0.0], "LSTM without dropout"
 
 
 @claim(
@@ -26,6 +42,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
     if not okr:
         return not_run("L17", "train cells of a dropout sweep on a small real data set")
     table_rows: list[list] = []
+    sentences: list[str] = []
 
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
         parts, summary = [], []
@@ -47,7 +64,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                     summary.append(f"{task} p={p}: {fmt(d.value)}")
         return parts, "; ".join(summary)
 
-    rows, parts = device_rows(okr, judge)
+    rows, parts = device_rows(okr, controlled(judge, control_records, sentences), combine_fn=judged)
     table = Table(
         "L17_dropout",
         "L17: final train loss and validation error by dropout (mean over seeds)",
@@ -59,4 +76,5 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         "Measured: validation error with dropout between stacked layers against none, paired by seed. The suite's "
         "models have no recurrent (same-mask) dropout: that part is not run."
     )
+    text += " " + " ".join(sentences)
     return finish("L17", rows, parts, [table], [], text, recs)
