@@ -14,6 +14,7 @@ from experiments.records.fields import Record
 from experiments.report.inventory import Stored, grid_presets, preset_names, status_table, stored_from
 from experiments.report.sections.agreement import agreement
 from experiments.report.sections.claims import claim_sections, semantics, verdicts
+from experiments.report.sections.controls import sizing, training_stack
 from experiments.report.sections.intro import abstract, methods, suite
 from experiments.report.sections.limitations import limitations
 from experiments.report.sections.performance import performance
@@ -53,6 +54,8 @@ def paper_markdown(
         abstract(results, records, grids, store),
         suite(store, grids),
         methods(records),
+        sizing(records),
+        training_stack(records),
         verdicts(results, store),
         claim_sections(results, figure_names, records, store),
         semantics(),
