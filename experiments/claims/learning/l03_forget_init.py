@@ -51,6 +51,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         "Claimed: retaining 50% after N steps needs a forget activation f = 0.5^(1/N) and bias logit(f). "
         "Measured at initialisation with bias logit(0.5^(1/N)): the mean forget activation and the cell's "
         "retention after N steps (the product of the forget activations, mean over units); confirmed when the "
-        "retention is 0.5 +- 25%."
+        "retention is 0.5 +- 25%. No positive control applies: nothing is trained, every number is a property of "
+        "the initialisation."
     )
     return finish("L3", rows, parts, [table], [], text, recs)
