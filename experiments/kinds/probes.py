@@ -58,7 +58,7 @@ def grad_flow(backend: Any, cell: Cell) -> CellResult:
     spec = cell.build_spec()
     model = build_model(backend, cell, spec, spec.init_params(cell.seed))
     batch = _inputs(cell, spec)
-    mistake = cell.settings["layout"] == "time_major_mistake"
+    mistake = cell.settings.get("layout", "batch_first") == "time_major_mistake"
     if mistake:  # (B, T, I) read as T*B one-step sequences
         b, t = batch.x.shape[:2]
         rng = np.random.default_rng(cell.seed + INPUT_SEED_OFFSET + 1)
