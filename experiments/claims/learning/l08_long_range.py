@@ -78,5 +78,21 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         table_rows,
     )
     text = "Claimed: beyond ~500-1000 steps attention/Transformers beat LSTMs."
+    others = [r for r in okr if R.arch(r) not in ("lstm", "transformer")]
+    tables = [table]
+    if others:  # e.g. the parallel-scan recurrences: shown beside the claim's two, not judged
+        other_rows = [
+            [R.device(g[0]), task_label(g[0]), R.seq_len(g[0]), a, len(g), describe(seed_mean(g, score)),
+             fmt(seed_mean(g, lambda r: R.fmetric(r, "train_s")).value), R.metric(g[0], "param_count")]
+            for (a, _t), g in by(others, R.arch, R.seq_len).items()
+        ]  # fmt: skip
+        tables.append(
+            Table(
+                "L8_other_architectures",
+                "L8: other architectures on the same task and budget (shown, not judged)",
+                ["device", "task", "T", "arch", "runs", "accuracy", "train s", "parameters"],
+                other_rows,
+            )
+        )
     text += " " + " ".join(sentences)
-    return finish("L8", rows, parts, [table], [], text, recs)
+    return finish("L8", rows, parts, tables, [], text, recs)
