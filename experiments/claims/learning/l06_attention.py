@@ -164,7 +164,12 @@ def _forget_init(rec: Record) -> str:
     """The encoder's forget-gate initialisation, in words (the L6 grids may set a retention length)."""
     retention, bias = R.spec_field(rec, "forget_retention"), R.spec_field(rec, "forget_bias")
     if retention is not None:
-        return f"forget bias from retention length N={retention}"
+        same = retention == R.seq_len(rec)
+        return (
+            "forget bias from the retention length N = T"
+            if same
+            else f"forget bias from retention length N={retention}"
+        )
     if bias is not None:
         return f"forget bias {fmt(float(bias))}"
     return "PyTorch's default initialisation"
