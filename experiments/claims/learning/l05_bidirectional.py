@@ -84,7 +84,9 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                 uni, bi = seed_mean(archs["lstm"], score), seed_mean(archs["bilstm"], score)
                 if math.isfinite(floor):
                     leak = mean_ci([floor - v for v in per_seed(archs["bilstm"], score).values()])
-                    j = judge_direction(leak, null=0.0, what="noise floor - BiLSTM MSE")
+                    j = require_runs(
+                        judge_direction(leak, null=0.0, what="noise floor - BiLSTM MSE"), leak.n, binary=False
+                    )
                     parts.append(
                         Part(f"{task}: BiLSTM beats the causal noise floor (leak)", describe(leak), j.verdict, j.reason)
                     )

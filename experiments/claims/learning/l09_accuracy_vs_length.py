@@ -25,7 +25,7 @@ from experiments.claims.learning.common import (
     task_label,
     train_records,
 )
-from experiments.claims.learning.rules import control, judged, require_runs, runs
+from experiments.claims.learning.rules import control, gate, judged, require_runs, runs
 from experiments.claims.readings import L9_LEARNT, L9_PLATEAU
 from experiments.claims.registry import claim
 from experiments.claims.verdict import CONFIRMED, INCONCLUSIVE, REFUTED, Judgement, Part, describe
@@ -106,7 +106,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
             shown = ", ".join(f"T={t}: {fmt(ests[t].value)}" for t in ts)
             decides = str(R.cfg(trecs[0], "task")) in RISE_POSSIBLE
             reason = j.reason if decides else f"{j.reason} (shown only: accuracy cannot rise on {task})"
-            parts.append(Part(f"{task} ({a})", shown, j.verdict, reason, decides=decides))
+            parts += gate([Part(f"{task} ({a})", shown, j.verdict, reason, decides=decides)], ctrl)
             summary.append(f"{task}/{a}: {shown}")
         return parts, "; ".join(summary)
 

@@ -119,14 +119,14 @@ def judged(parts: Sequence[Part]) -> Verdict:
     """``combine`` under rule 1: when no positive control passed, the verdict is "inconclusive
     (under-trained: ...)"; the other parts stay in the table for their evidence. Where a claim has a
     control per task and only some fail, the failed tasks' parts were ``gate``d out and the verdict
-    comes from the rest, its reason naming what was left out."""
+    comes from the rest, its reason naming what was left out; when the rest decide nothing (their
+    parts are shown only), it is "inconclusive (under-trained: ...)" as if no control had passed."""
     controls = [p for p in parts if p.name.startswith(CONTROL_PART)]
     failed = [p for p in controls if p.verdict != CONFIRMED]
-    if failed and len(failed) < len(controls):
-        rest = [p for p in parts if p not in failed]
-        verdict = combine(rest)
+    rest = combine([p for p in parts if p not in failed])
+    if failed and len(failed) < len(controls) and rest.verdict != NOT_RUN:  # else: nothing left decides
         left = "; ".join(p.reason for p in failed)
-        return Verdict(verdict.verdict, f"{verdict.reason} (not judged: {left})", list(parts))
+        return Verdict(rest.verdict, f"{rest.reason} (not judged: {left})", list(parts))
     if failed and any(p.verdict != NOT_RUN for p in parts if not p.name.startswith(CONTROL_PART)):
         reason = "; ".join(p.reason for p in failed)
         if not reason.startswith("under-trained"):
