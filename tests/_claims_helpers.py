@@ -32,6 +32,7 @@ def record(
     grid: str = "test_grid",
     head_kind: str | None = None,
     schema: int = 1,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     fields = {**size_fields(arch, hidden), **(spec or {})}
     if head_kind is not None:
@@ -53,7 +54,7 @@ def record(
         "task_params": dict(task_params or {}),
         "spec": spec_to_dict(spec_obj),
         "optimizer": {"name": "adam", "lr": 1e-3, "clip_norm": None, **(optimizer or {})},
-        "settings": {},
+        "settings": dict(settings or {}),
     }
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
     claims = [claim] if isinstance(claim, str) else list(claim)
@@ -87,8 +88,11 @@ def bench(claim: str, step_s: float, mem: float | None = None, iqr_frac: float =
     return record(claim, kind="bench", metrics=metrics, **kw)
 
 
-def train(claim: str, final: float, baseline: float, **kw: Any) -> dict[str, Any]:
+def train(claim: str, final: float, baseline: float, threshold: float | None = None, **kw: Any) -> dict[str, Any]:
+    """A train cell's record; ``threshold`` is the solved level ``learnt`` reads (the cell's ``metrics.threshold``)."""
     metrics = {"final_val_metric": final, "best_val_metric": final, "baseline_metric": baseline, "diverged": False}
+    if threshold is not None:
+        metrics["threshold"] = threshold
     metrics.update(kw.pop("metrics", {}))
     return record(claim, kind="train", metrics=metrics, **kw)
 

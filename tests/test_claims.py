@@ -317,147 +317,297 @@ def combine_parts(res):
     return res.rows[0].verdict.parts
 
 
-def _pairs(claim: str, a: dict, b: dict, gain: float, base: float = 0.5, noise: float = 0.01, **kw) -> list[dict]:
+# The learning claims judge through experiments/claims/learning/rules.py: a positive control per task
+# (more than 10% of its runs not learning makes the verdict "inconclusive (under-trained: ...)"; a task
+# whose control failed is shown, not judged), and a minimum of runs (5 for a continuous outcome, 20 for
+# a solve-or-not one) below which nothing is confirmed or refuted. Each claim's test reaches every
+# verdict its rules allow from records: confirmed, refuted (and partly where the claim has a size),
+# inconclusive from an under-trained control, and inconclusive from too few runs.
+
+FIVE = tuple(range(5))  # rules.MIN_CONTINUOUS_RUNS
+TWENTY = tuple(range(20))  # rules.MIN_BINARY_RUNS
+
+
+def _reason(res) -> str:
+    return res.rows[0].verdict.reason
+
+
+def _parts(res) -> dict[str, Part]:
+    return {p.name: p for p in combine_parts(res)}
+
+
+def assert_under_trained(res) -> None:
+    """The positive control failed: inconclusive, and the reason says so first."""
+    assert res.verdict == INCONCLUSIVE, _reason(res)
+    assert _reason(res).startswith("under-trained"), _reason(res)
+    assert "positive control" in res.text
+
+
+def assert_too_few_runs(res, need: int) -> None:
+    assert res.verdict == INCONCLUSIVE, _reason(res)
+    assert f"runs < the {need} a " in _reason(res), _reason(res)
+
+
+def _l2(reduction: float, *, seeds=FIVE, task: str = "adding", control_error: float = 0.008) -> list[dict]:
+    """LSTM, MSE solved at <= 0.01: bias 0's error ``control_error`` at T=50 (the control), twice that at
+    T=100; bias 1 and 2 remove ``reduction`` of it, paired by seed."""
     out = []
-    for s in SEEDS:
-        out.append(train(claim, base + jitter(s, noise), 0.25, seed=s, **a, **kw))
-        out.append(train(claim, base + gain + jitter(s + 1, noise), 0.25, seed=s, **b, **kw))
+    for t, e0 in ((50, control_error), (100, 2 * control_error)):
+        for s in seeds:
+            for b, err in ((0.0, e0), (1.0, e0 * (1 - reduction)), (2.0, e0 * (1 - reduction))):
+                noise = 1 + jitter(s + (b > 0), 0.01)
+                out.append(
+                    train("L2", err * noise, 0.16, threshold=0.01, seed=s, task=task, seq_len=t,
+                          spec={"forget_bias": b}, head_kind="regress")
+                )  # fmt: skip
     return out
 
 
 def test_l2_forget_bias() -> None:
-    def recs(err1: float) -> list[dict]:
-        out = []
-        for s in SEEDS:
-            for b, err in ((0.0, 0.10), (1.0, err1), (2.0, err1)):
-                out.append(
-                    train(
-                        "L2",
-                        err * (1 + jitter(s, 0.01)),
-                        0.16,
-                        seed=s,
-                        arch="lstm",
-                        task="adding",
-                        spec={"forget_bias": b},
-                        head_kind="regress",
-                    )
-                )
-        return out
+    res = analyze("L2", _l2(0.10))
+    assert res.verdict == CONFIRMED, _reason(res)  # 10% lower error, inside 5-15%
+    parts = _parts(res)
+    assert parts["positive control (LSTM bias 0, adding T=50)"].measured == "5/5 runs learnt"
+    assert not parts["adding T=50: bias 2 vs 0"].decides  # shown beside the deciding bias 1
+    assert analyze("L2", _l2(0.50)).verdict == PARTLY  # 50% lower: outside 5-15%
+    assert analyze("L2", _l2(-0.20)).verdict == REFUTED  # bias 1 hurts
+    # bias 0 does not learn at T=50 (0.02 > 0.01): whatever bias 1 does, the budget is what was measured
+    under = analyze("L2", _l2(0.10, control_error=0.02))
+    assert_under_trained(under)
+    assert _parts(under)["adding T=100: bias 1 vs 0"].verdict == CONFIRMED  # still shown
+    assert_too_few_runs(analyze("L2", _l2(0.10, seeds=SEEDS)), 5)
 
-    assert analyze("L2", recs(0.09)).verdict == CONFIRMED  # 10% lower error
-    assert analyze("L2", recs(0.05)).verdict == PARTLY  # 50% lower: outside 5-15%
-    assert analyze("L2", recs(0.12)).verdict == REFUTED  # bias 1 hurts
+
+def test_l2_a_task_whose_control_fails_is_shown_not_judged() -> None:
+    recs = _l2(0.10) + _l2(-0.20, task="copy_memory", control_error=0.02)
+    res = analyze("L2", recs)
+    assert res.verdict == CONFIRMED, _reason(res)  # from the adding problem alone
+    assert "not judged: under-trained: LSTM bias 0, copy_memory T=50" in _reason(res)
+    gated = _parts(res)["copy_memory T=100: bias 1 vs 0"]
+    assert gated.verdict == REFUTED and not gated.decides and gated.reason.startswith("not judged, under-trained")
+
+
+def _l5(gain: float, *, seeds=FIVE, control_acc: float = 0.97, leak_mse: float | None = 0.02, leak_seeds=None):
+    """early_late (solved at 0.95): the LSTM alone at T=20 (the control), both models at T=50 and 100,
+    the BiLSTM ``gain`` above; an AR(1) forecast (phi 0.9: causal noise floor 0.19) where the BiLSTM's
+    MSE is ``leak_mse``."""
+    out = []
+    for s in seeds:
+        out.append(
+            train("L5", control_acc + jitter(s, 0.005), 1 / 9, threshold=0.95, seed=s, arch="lstm",
+                  task="early_late", seq_len=20)
+        )  # fmt: skip
+        for t, acc in ((50, 0.85), (100, 0.80)):
+            for arch, value in (("lstm", acc + jitter(s, 0.01)), ("bilstm", acc + gain + jitter(s + 1, 0.01))):
+                out.append(train("L5", value, 1 / 9, threshold=0.95, seed=s, arch=arch, task="early_late", seq_len=t))
+    for s in seeds if leak_seeds is None else leak_seeds:
+        if leak_mse is None:
+            break
+        for arch, mse in (("lstm", 0.19), ("bilstm", leak_mse)):
+            out.append(
+                train("L5", mse + jitter(s, 0.005), 1.0, seed=s, arch=arch, task="ar_forecast",
+                      head_kind="per_step_regress")
+            )  # fmt: skip
+    return out
 
 
 def test_l5_bidirectional_and_leak() -> None:
-    cls = _pairs("L5", {"arch": "lstm"}, {"arch": "bilstm"}, 0.06, task="window_majority")
-    leak = []
-    for s in SEEDS:
-        leak.append(
-            train(
-                "L5",
-                0.19 + jitter(s, 0.005),
-                1.0,
-                seed=s,
-                arch="lstm",
-                task="ar_forecast",
-                head_kind="per_step_regress",
-            )
-        )
-        leak.append(
-            train(
-                "L5",
-                0.02 + jitter(s, 0.005),
-                1.0,
-                seed=s,
-                arch="bilstm",
-                task="ar_forecast",
-                head_kind="per_step_regress",
-            )
-        )
-    assert analyze("L5", cls + leak).verdict == CONFIRMED
-    assert (
-        analyze("L5", _pairs("L5", {"arch": "lstm"}, {"arch": "bilstm"}, -0.1, task="window_majority")).verdict
-        == REFUTED
-    )
+    res = analyze("L5", _l5(0.06))
+    assert res.verdict == CONFIRMED, _reason(res)
+    assert _parts(res)["ar_forecast: BiLSTM beats the causal noise floor (leak)"].verdict == CONFIRMED
+    assert analyze("L5", _l5(0.15)).verdict == PARTLY  # BiLSTM better, by more than 0.06 +- 25%
+    assert analyze("L5", _l5(-0.10, leak_mse=None)).verdict == REFUTED
+    assert analyze("L5", _l5(-0.10, leak_mse=0.25)).verdict == REFUTED  # no leak either: above the floor
+    assert_under_trained(analyze("L5", _l5(0.06, control_acc=0.60)))
+    assert_too_few_runs(analyze("L5", _l5(0.06, seeds=SEEDS, leak_mse=None)), 5)
+
+
+def test_l5_the_leak_needs_five_runs_too() -> None:
+    res = analyze("L5", _l5(0.06, leak_seeds=(0, 1)))  # the leak measured on 2 runs
+    leak = _parts(res)["ar_forecast: BiLSTM beats the causal noise floor (leak)"]
+    assert leak.verdict == INCONCLUSIVE and "2 runs < the 5" in leak.reason
+    assert res.verdict == INCONCLUSIVE
+
+
+def _l6(short_gain: float, long_gain: float, *, seeds=FIVE, control_acc: float = 0.97, task="delayed_recall"):
+    """Delayed recall (solved at 0.95): the LSTM alone at T=10 (the control), then LSTM and attention-LSTM
+    at T=20, 50 (short: the attention's gain is ``short_gain``) and 100, 200 (long: ``long_gain``)."""
+    out = [
+        train("L6", control_acc + jitter(s, 0.005), 0.25, threshold=0.95, seed=s, arch="lstm", task=task, seq_len=10)
+        for s in seeds
+    ]
+    for t, acc, gain in ((20, 0.8, short_gain), (50, 0.7, short_gain), (100, 0.6, long_gain), (200, 0.5, long_gain)):
+        for s in seeds:
+            for arch, value in (
+                ("lstm", acc + jitter(s, 0.005)),
+                ("attention_lstm", acc + gain + jitter(s + 1, 0.005)),
+            ):
+                out.append(train("L6", value, 0.25, threshold=0.95, seed=s, arch=arch, task=task, seq_len=t))
+    return out
 
 
 def test_l6_attention_gain_only_on_long() -> None:
-    recs = []
-    for t, gain in ((20, 0.0), (50, 0.0), (100, 0.05), (200, 0.07)):
-        recs += _pairs("L6", {"arch": "lstm"}, {"arch": "attention_lstm"}, gain, task="delayed_recall", seq_len=t)
-    assert analyze("L6", recs).verdict == CONFIRMED
-    short_gain = _pairs("L6", {"arch": "lstm"}, {"arch": "attention_lstm"}, 0.2, task="delayed_recall", seq_len=20)
-    assert analyze("L6", short_gain).verdict == REFUTED
+    res = analyze("L6", _l6(0.0, 0.06))
+    assert res.verdict == CONFIRMED, _reason(res)
+    assert set(_parts(res)) >= {"delayed_recall T=20: no gain on short", "delayed_recall T=200: gain"}
+    assert analyze("L6", _l6(0.0, 0.20)).verdict == PARTLY  # a gain on long ones, above 3-10%
+    assert analyze("L6", _l6(0.20, -0.05)).verdict == REFUTED  # gains on short ones, loses on long ones
+    assert_under_trained(analyze("L6", _l6(0.0, 0.06, control_acc=0.60)))
+    assert_too_few_runs(analyze("L6", _l6(0.0, 0.06, seeds=SEEDS)), 5)
 
 
-@pytest.mark.parametrize(("accs", "verdict"), [((0.9, 0.9, 0.6, 0.3), CONFIRMED), ((0.3, 0.5, 0.7, 0.9), REFUTED)])
+@pytest.mark.xfail(
+    strict=True,
+    reason="L6 does not gate a task's parts behind its control (l06_attention.py never calls rules.gate): "
+    "with two tasks, one whose control fails still decides",
+)
+def test_l6_a_task_whose_control_fails_is_shown_not_judged() -> None:
+    res = analyze("L6", _l6(0.0, 0.06) + _l6(0.20, -0.05, task="copy_memory", control_acc=0.5))
+    assert res.verdict == CONFIRMED, _reason(res)
+
+
+def _l9(accs, *, seeds=FIVE, task: str = "evidence", arch: str = "lstm", snr: float = 0.15) -> list[dict]:
+    """Accuracy ``accs`` at T = 10, 50, 100, 500; evidence is solved within 0.05 of its Bayes accuracy
+    Phi(snr sqrt T) (0.68, 0.86, 0.93, 0.9996), delayed recall at 0.95."""
+    out = []
+    for i, (t, a) in enumerate(zip((10, 50, 100, 500), accs, strict=True)):
+        bayes = 0.5 * (1 + math.erf(snr * math.sqrt(t) / math.sqrt(2)))
+        level, base = (bayes - 0.05, 0.5) if task == "evidence" else (0.95, 0.25)
+        out += [
+            train("L9", a + jitter(s + i, 0.005), base, threshold=level, seed=s, arch=arch, task=task, seq_len=t)
+            for s in seeds
+        ]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("accs", "verdict"),
+    [
+        ((0.66, 0.84, 0.90, 0.90), CONFIRMED),  # rises, then plateaus
+        ((0.66, 0.84, 0.80, 0.70), CONFIRMED),  # falls
+        ((0.66, 0.84, 0.90, 0.97), REFUTED),  # keeps rising with T, as the Bayes accuracy does
+    ],
+)
 def test_l9_accuracy_vs_length(accs, verdict: str) -> None:
-    recs = [
-        train("L9", a + jitter(s, 0.01), 0.25, seed=s, task="delayed_recall", seq_len=t)
-        for t, a in zip((10, 50, 100, 500), accs, strict=True)
-        for s in SEEDS
-    ]
-    assert analyze("L9", recs).verdict == verdict
+    res = analyze("L9", _l9(accs))
+    assert res.verdict == verdict, _reason(res)
+    assert _parts(res)["positive control (LSTM, evidence T=10)"].measured == "5/5 runs learnt"
+
+
+def test_l9_control_runs_and_delayed_recall_decides_nothing() -> None:
+    assert_under_trained(analyze("L9", _l9((0.55, 0.84, 0.90, 0.97))))  # 0.55 < 0.68 - 0.05 at T=10
+    assert_too_few_runs(analyze("L9", _l9((0.66, 0.84, 0.90, 0.97), seeds=SEEDS)), 5)
+    # delayed recall (ceiling 1.0 at every T) falls here, but only evidence decides: still refuted
+    recs = _l9((0.66, 0.84, 0.90, 0.97)) + _l9((0.99, 0.97, 0.7, 0.3), task="delayed_recall")
+    res = analyze("L9", recs)
+    assert res.verdict == REFUTED, _reason(res)
+    shown = _parts(res)["delayed_recall (lstm)"]
+    assert shown.verdict == CONFIRMED and not shown.decides and "shown only" in shown.reason
+
+
+def test_l9_an_under_trained_evidence_task_decides_nothing() -> None:
+    """Evidence's control fails, delayed recall's passes: the falling evidence curve must not confirm
+    (it is gated out), and with nothing else deciding, the verdict is under-trained, not "not run"."""
+    recs = _l9((0.55, 0.84, 0.80, 0.70)) + _l9((0.99, 0.97, 0.7, 0.3), task="delayed_recall")
+    res = analyze("L9", recs)
+    assert_under_trained(res)
+    assert not _parts(res)["evidence (lstm)"].decides
 
 
 def test_l10_padding() -> None:
-    recs = []
-    for s in SEEDS:
-        for pad, acc in (("post", 0.6), ("pre", 0.9), ("masked", 0.92)):
-            recs.append(
-                train("L10", acc + jitter(s, 0.01), 0.5, seed=s, task="varlen_sum", task_params={"padding": pad})
-            )
-    assert analyze("L10", recs).verdict == CONFIRMED
-    for r in recs:
+    def recs(level: float = 0.9) -> list[dict]:
+        return [
+            train("L10", acc + jitter(s, 0.01), 0.5, threshold=level, seed=s, task="varlen_sum",
+                  task_params={"padding": pad})
+            for s in SEEDS
+            for pad, acc in (("post", 0.6), ("pre", 0.9), ("masked", 0.92))
+        ]  # fmt: skip
+
+    good = recs()
+    assert analyze("L10", good).verdict == CONFIRMED
+    assert_under_trained(analyze("L10", recs(level=0.95)))  # the control (masked) does not learn
+    for r in good:
         if r["config"]["task_params"]["padding"] == "post":
             r["metrics"]["final_val_metric"] = 0.95
-    assert analyze("L10", recs).verdict == REFUTED
+    assert analyze("L10", good).verdict == REFUTED
+
+
+def _l12(errs: dict[str, float], *, seeds=FIVE, series: str = "sunspots") -> list[dict]:
+    """Forecast MSE per input normalisation (targets z-scored in every arm; the trivial predictor's MSE 1,
+    solved at half of it: relative_threshold 0.5)."""
+    return [
+        train("L12", errs[m] * (1 + jitter(s + i, 0.02)), 1.0, threshold=0.5, seed=s, task="forecast",
+              head_kind="regress", task_params={"series": series, "normalize": m, "target_normalize": "zscore"})
+        for i, m in enumerate(errs)
+        for s in seeds
+    ]  # fmt: skip
 
 
 def test_l12_normalisation() -> None:
-    def recs(errs: dict[str, float]) -> list[dict]:
-        return [
-            train(
-                "L12",
-                errs[m] * (1 + jitter(s, 0.02)),
-                1.0,
-                seed=s,
-                task="forecast",
-                head_kind="regress",
-                task_params={"series": "sunspots", "normalize": m},
-            )
-            for m in errs
-            for s in SEEDS
-        ]
+    good = {"none": 0.9, "mean": 0.8, "minmax": 0.2, "zscore": 0.2}
+    res = analyze("L12", _l12(good))
+    assert res.verdict == CONFIRMED, _reason(res)
+    assert not _parts(res)["forecast:sunspots (lstm): zscore / minmax error"].decides  # shown: scaling or min-max
+    assert analyze("L12", _l12({"none": 0.3, "mean": 0.3, "minmax": 0.25, "zscore": 0.2})).verdict == PARTLY
+    assert analyze("L12", _l12({"none": 0.2, "mean": 0.2, "minmax": 0.6, "zscore": 0.2})).verdict == REFUTED
+    assert_under_trained(analyze("L12", _l12({**good, "zscore": 0.7})))  # the z-scored control: 0.7 > 0.5
+    assert_under_trained(analyze("L12", _l12({"none": 0.9, "mean": 0.8, "minmax": 0.2})))  # no control arm
+    assert_too_few_runs(analyze("L12", _l12(good, seeds=SEEDS)), 5)
+    mixed = analyze("L12", _l12(good) + _l12({"none": 0.2, "mean": 0.2, "minmax": 0.6, "zscore": 0.7}, series="co2"))
+    assert mixed.verdict == CONFIRMED and "not judged" in _reason(mixed)
 
-    assert analyze("L12", recs({"none": 0.9, "mean": 0.8, "minmax": 0.2, "zscore": 0.2})).verdict == CONFIRMED
-    assert analyze("L12", recs({"none": 0.3, "mean": 0.3, "minmax": 0.25, "zscore": 0.2})).verdict == PARTLY
-    assert analyze("L12", recs({"none": 0.2, "mean": 0.2, "minmax": 0.6, "zscore": 0.2})).verdict == REFUTED
+
+def _l13_run(lr: float, s: int, *, final: float = 0.95, bumpy: bool = False, status: str = "ok") -> dict:
+    """A digits run (solved at 0.9) with a logged training-loss curve: a decaying one with small
+    seed-dependent wiggles, or (``bumpy``) one that keeps jumping back up in its second half."""
+    steps = list(range(10, 210, 10))
+    smooth = [2.0 * 0.8**k + 0.1 + 0.003 * ((k * (s + 1)) % 3) for k in range(len(steps))]
+    values = [v + (0.8 if bumpy and k >= 10 and k % 2 else 0.0) for k, v in enumerate(smooth)]
+    curves = {"train_loss": {"step": steps, "value": values}}
+    return train("L13", final, 0.1, threshold=0.9, seed=s, task="digits", optimizer={"lr": lr}, status=status,
+                 metrics={"curves": curves, "diverged": status != "ok"})  # fmt: skip
+
+
+def _l13(seeds=TWENTY, *, default_final: float = 0.95, high: str = "bumpy") -> list[dict]:
+    out = [_l13_run(1e-3, s, final=default_final) for s in seeds]
+    for s in seeds:
+        if high == "bumpy":  # half oscillate, half diverge
+            out.append(_l13_run(0.1, s, final=0.6, bumpy=True) if s % 2 else _l13_run(0.1, s, status="diverged"))
+        elif high == "bumpy_but_converges":
+            out.append(_l13_run(0.1, s, final=0.95, bumpy=True))
+        else:  # calm: as smooth as lr=1e-3
+            out.append(_l13_run(0.1, s))
+    return out
 
 
 def test_l13_learning_rates() -> None:
-    recs = []
-    for s in range(8):
-        recs.append(train("L13", 0.95, 0.5, seed=s, task="digits", optimizer={"lr": 1e-3}))
-        recs.append(
-            train("L13", 0.5, 0.5, seed=s, task="digits", optimizer={"lr": 0.1}, status="diverged" if s % 2 else "ok")
-        )
-    assert analyze("L13", recs).verdict == CONFIRMED
-    calm = [
-        train("L13", 0.95, 0.5, seed=s, task="digits", optimizer={"lr": lr}) for s in range(8) for lr in (1e-3, 0.1)
-    ]
-    assert analyze("L13", calm).verdict == REFUTED
+    res = analyze("L13", _l13())
+    assert res.verdict == CONFIRMED, _reason(res)
+    parts = _parts(res)
+    assert parts["digits: lr=0.1 oscillates or diverges"].measured.startswith("1 [")
+    assert parts["positive control (LSTM lr 0.001, digits)"].measured == "20/20 runs learnt"
+    # converges in the end, but its training loss keeps jumping back up
+    assert analyze("L13", _l13(high="bumpy_but_converges")).verdict == CONFIRMED
+    calm = analyze("L13", _l13(high="calm"))
+    assert calm.verdict == REFUTED, _reason(calm)
+    assert_under_trained(analyze("L13", _l13(default_final=0.5)))  # lr=1e-3 learns nothing: the budget decides
+    assert_too_few_runs(analyze("L13", _l13(seeds=range(10))), 20)
 
-    def bumpy(lr: float, s: int, values: list[float]) -> dict:
-        curves = {"val_metric": {"step": list(range(len(values))), "value": values}}
-        return train("L13", values[-1], 0.5, seed=s, task="digits", optimizer={"lr": lr}, metrics={"curves": curves})
 
-    oscillating = [bumpy(1e-3, s, [0.6, 0.8, 0.9, 0.95]) for s in range(8)]
-    oscillating += [bumpy(0.1, s, [0.9, 0.6, 0.95, 0.7 + 0.01 * s, 0.9]) for s in range(8)]
-    res = analyze("L13", oscillating)
-    assert res.verdict == CONFIRMED  # converges in the end, but its validation error keeps jumping back up
-    assert {p.name: p.verdict for p in res.rows[0].verdict.parts}["lr=0.1 diverges or fails to converge"] == REFUTED
+def test_l13_control_runs_at_the_sizing_chosen_lr() -> None:
+    """With sizing records that choose lr 1e-2 for digits, the control is the lr=1e-2 arm: when it does not
+    learn, the claim is under-trained even though lr=1e-3 converges."""
+    sizing = [
+        train("SIZING", 0.95, 0.1, threshold=0.9, seed=s, task="digits", optimizer={"lr": lr},
+              metrics={"steps_to_threshold": solved}, settings={"steps": 3000, "eval_every": 100})
+        for lr, solved in ((1e-3, 300), (1e-2, 100))
+        for s in range(5)
+    ]  # fmt: skip
+    recs = _l13() + [_l13_run(1e-2, s, final=0.5) for s in TWENTY]
+    res = analyze("L13", recs + sizing)
+    assert_under_trained(res)
+    assert _parts(res)["positive control (LSTM lr 0.01, digits)"].measured == "0/20 runs learnt"
+    assert analyze("L13", recs).verdict == CONFIRMED  # without sizing records: the control is lr=1e-3
 
 
 def test_diverged_runs_score_the_baseline() -> None:
@@ -566,38 +716,48 @@ def test_l9_nothing_learnt_decides_nothing() -> None:
 
 
 def test_l11_truncation_sound_only_for_recent_signal() -> None:
-    recs = []
-    for s in SEEDS:
-        for dist, cut_acc in ((10, 0.95), (900, 0.25)):
-            for cut, acc in ((200, cut_acc), (1000, 0.95)):
-                recs.append(
-                    train(
-                        "L11",
-                        acc + jitter(s, 0.005),
-                        0.25,
-                        seed=s,
-                        task="delayed_recall",
-                        seq_len=cut,
-                        task_params={"distance": dist, "truncate": cut, "seq_len": 1000},
-                    )
-                )
-    res = analyze("L11", recs)
+    def recs(full_acc: float = 0.95) -> list[dict]:
+        out = []
+        for s in SEEDS:
+            for dist, cut_acc in ((10, 0.95), (900, 0.25)):
+                for cut, acc in ((200, cut_acc), (1000, full_acc)):
+                    out.append(
+                        train("L11", acc + jitter(s, 0.005), 0.25, threshold=0.9, seed=s, task="delayed_recall",
+                              seq_len=cut, task_params={"distance": dist, "truncate": cut, "seq_len": 1000})
+                    )  # fmt: skip
+        return out
+
+    res = analyze("L11", recs())
     verdicts = {p.name: p.verdict for p in res.rows[0].verdict.parts}
     assert verdicts == {
+        "positive control (LSTM, full sequences, the signal 10 steps back)": CONFIRMED,
         "delayed_recall: signal 10 steps back, keep the last 200": CONFIRMED,
         "delayed_recall: signal 900 steps back, keep the last 200": REFUTED,
     }
     assert res.verdict == PARTLY
+    assert_under_trained(analyze("L11", recs(full_acc=0.5)))  # whole sequences, recent signal: not learnt
 
 
 def test_l14_clipping_prevents_divergence() -> None:
-    recs = []
-    for s in range(10):
-        recs.append(train("L14", 0.1, 0.16, seed=s, arch="rnn", optimizer={"lr": 0.1, "clip_norm": 1.0}))
-        recs.append(
-            train("L14", math.nan, 0.16, seed=s, arch="rnn", status="diverged", optimizer={"lr": 0.1, "clip_norm": 1e9})
-        )
-    assert analyze("L14", recs).verdict == CONFIRMED
+    def recs(seeds=TWENTY, control_mse: float = 0.05) -> list[dict]:
+        out = []
+        for s in seeds:
+            out.append(train("L14", 0.1, 0.16, seed=s, arch="rnn", optimizer={"lr": 0.1, "clip_norm": 1.0}))
+            out.append(
+                train("L14", math.nan, 0.16, seed=s, arch="rnn", status="diverged",
+                      optimizer={"lr": 0.1, "clip_norm": 1e9})
+            )  # fmt: skip
+        # the positive control: the clipped LSTM at the lowest lr learns (MSE at most half the baseline's)
+        out += [
+            train("L14", control_mse, 0.16, threshold=0.08, seed=s, arch="lstm", head_kind="regress",
+                  optimizer={"lr": 0.01, "clip_norm": 1.0})
+            for s in range(5)
+        ]  # fmt: skip
+        return out
+
+    assert analyze("L14", recs()).verdict == CONFIRMED
+    assert_under_trained(analyze("L14", recs(control_mse=0.12)))
+    assert_too_few_runs(analyze("L14", recs(seeds=range(10))), 20)
 
 
 def test_cpu_resident_memory_decides_nothing() -> None:
