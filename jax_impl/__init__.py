@@ -20,6 +20,7 @@ from jax_impl.attention_lstm import AttentionLSTMModel  # noqa: E402
 from jax_impl.backend import JaxBackend  # noqa: E402
 from jax_impl.interface import ModelInterface, check_models  # noqa: E402
 from jax_impl.layers import SequenceModel  # noqa: E402
+from jax_impl.lru import LRUModel  # noqa: E402
 from jax_impl.minrnn import MinRNNModel  # noqa: E402
 from jax_impl.recurrent import RecurrentModel  # noqa: E402
 from jax_impl.transformer import TransformerModel  # noqa: E402
@@ -34,6 +35,7 @@ MODELS: dict[str, type[SequenceModel]] = {
     "transformer": TransformerModel,
     "mingru": MinRNNModel,
     "minlstm": MinRNNModel,
+    "lru": LRUModel,
 }
 
 check_models(MODELS)  # an incomplete registry fails at import, naming the missing piece
@@ -44,6 +46,7 @@ __all__ = [
     "MODELS",
     "AttentionLSTMModel",
     "JaxBackend",
+    "LRUModel",
     "MinRNNModel",
     "ModelInterface",
     "RecurrentModel",

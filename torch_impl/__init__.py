@@ -10,6 +10,7 @@ from torch_impl.attention_lstm import AttentionLSTMModel
 from torch_impl.backend import TorchBackend
 from torch_impl.interface import ModelInterface, check_models
 from torch_impl.layers import SequenceModel
+from torch_impl.lru import LRUModel
 from torch_impl.minrnn import MinRNNModel
 from torch_impl.recurrent import RecurrentModel
 from torch_impl.transformer import TransformerModel
@@ -24,6 +25,7 @@ MODELS: dict[str, type[SequenceModel]] = {
     "transformer": TransformerModel,
     "mingru": MinRNNModel,
     "minlstm": MinRNNModel,
+    "lru": LRUModel,
 }
 
 check_models(MODELS)  # an incomplete registry fails at import, naming the missing piece
@@ -33,6 +35,7 @@ __all__ = [
     "BACKEND",
     "MODELS",
     "AttentionLSTMModel",
+    "LRUModel",
     "MinRNNModel",
     "ModelInterface",
     "RecurrentModel",

@@ -15,6 +15,7 @@ import numpy as np
 from experiments.errors import UserError
 from experiments.spec.attention_lstm import AttentionLSTMSpec
 from experiments.spec.common import HEAD_KINDS, ArchSpec, HeadSpec, retention_to_forget_bias
+from experiments.spec.lru import LRUSpec
 from experiments.spec.minrnn import MinRNNSpec
 from experiments.spec.optim import OptimizerSpec
 from experiments.spec.recurrent import GATE_NAMES, GATES, RecurrentSpec
@@ -30,6 +31,7 @@ REGISTRY: dict[str, tuple[type[ArchSpec], dict[str, Any]]] = {
     "transformer": (TransformerSpec, {}),
     "mingru": (MinRNNSpec, {"cell": "mingru"}),
     "minlstm": (MinRNNSpec, {"cell": "minlstm"}),
+    "lru": (LRUSpec, {}),
 }
 
 ARCHITECTURES: tuple[str, ...] = tuple(REGISTRY)
@@ -111,6 +113,7 @@ __all__ = [
     "ArchSpec",
     "AttentionLSTMSpec",
     "HeadSpec",
+    "LRUSpec",
     "MinRNNSpec",
     "OptimizerSpec",
     "RecurrentSpec",
