@@ -55,8 +55,25 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+# Settings a cell kind gained after records were stored: at their default they leave a cell's key as
+# it was before they existed, so the stored records still count for their grid (set to anything else,
+# they change what the cell does, and its key). The store also indexes a record under the key its
+# stored config hashes to now (``Store``), so a record stored while a setting was spelt out at its
+# default counts too.
+KEY_NEUTRAL_SETTINGS: dict[str, Any] = {
+    "stop_at_threshold": False,  # train
+    "relative_threshold": None,  # train
+    "layout": "batch_first",  # grad_flow
+}
+
+
 def config_key(config: Mapping[str, Any]) -> str:
-    """Stable hash of a resolved config: canonical JSON (sorted keys, no spaces), sha256, 16 hex digits."""
+    """Stable hash of a resolved config: canonical JSON (sorted keys, no spaces), sha256, 16 hex digits.
+    Settings in ``KEY_NEUTRAL_SETTINGS`` at their default are left out of the hash."""
+    settings = config.get("settings")
+    if isinstance(settings, Mapping):
+        kept = {k: v for k, v in settings.items() if k not in KEY_NEUTRAL_SETTINGS or v != KEY_NEUTRAL_SETTINGS[k]}
+        config = {**config, "settings": kept}
     text = json.dumps(jsonable(config), sort_keys=True, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(f"{KEY_SALT}\n{text}".encode()).hexdigest()[:16]
 

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from experiments.cell import config_key
 from experiments.errors import UserError
 
 RECORDS = "records.jsonl"
@@ -145,6 +146,9 @@ class Store:
         for rec in records:
             if "key" in rec:
                 self._status.setdefault(rec["key"], set()).add(rec.get("status"))
+                now = _current_key(rec)
+                if now is not None and now != rec["key"]:  # a setting added since, at its default
+                    self._status.setdefault(now, set()).add(rec.get("status"))
         return records
 
     def refresh(self) -> None:
@@ -292,3 +296,14 @@ def iter_records(results_dir: str | Path) -> Iterator[dict[str, Any]]:
     """Every record under ``results_dir`` (each ``*/records.jsonl``), run by run, in file order."""
     for path in sorted(Path(results_dir).glob(f"*/{RECORDS}")):
         yield from parse_lines(path.read_bytes())[0]
+
+
+def _current_key(rec: dict[str, Any]) -> str | None:
+    """The key the record's stored config hashes to under today's rules (``cell.KEY_NEUTRAL_SETTINGS``)."""
+    config = rec.get("config")
+    if not isinstance(config, dict):
+        return None
+    try:
+        return config_key(config)
+    except (TypeError, ValueError):
+        return None
