@@ -10,7 +10,16 @@ import pytest
 from _claims_helpers import train
 
 from experiments.claims.learning import budgets as budgets_mod
-from experiments.claims.learning.budgets import MARGIN, MIN_STEPS, SIZING_CLAIM, Budget, choose, s90, sizing_key
+from experiments.claims.learning.budgets import (
+    MARGIN,
+    MIN_STEPS,
+    SIZING_CLAIM,
+    Budget,
+    budget_for,
+    choose,
+    s90,
+    sizing_key,
+)
 from experiments.grid import grids_for_claim, grids_in_preset, load_grid
 from experiments.records import fields as R
 from experiments.records.fields import load_records
@@ -149,7 +158,7 @@ def test_standard_grids_train_at_the_sizing_budget(name: str) -> None:
         if cell.kind != "train":
             continue
         key = sizing_key(_as_record(cell))
-        budget = budgets.get(key)
+        budget = budget_for(budgets, _as_record(cell), name)
         if budget is None:
             continue
         checked += 1

@@ -26,6 +26,16 @@ from experiments.records import fields as R
 from experiments.records.fields import Record
 
 SIZING_CLAIM = "SIZING"
+# Grids whose cells train at another sizing key's budget than their own, and why.
+BUDGET_FROM: dict[str, str] = {
+    # every arm at the LSTM control's budget: one budget for the comparison (the Transformer and the
+    # parallel-scan recurrences have no sizing run of their own)
+    "claim_l8_standard": "delayed_recall (forget N=T)",
+}
+# Grids that do not train to a learning budget at all, and why.
+BUDGET_EXEMPT: dict[str, str] = {
+    "claim_l14_standard": "divergence is the outcome: 500 steps of SGD at lr 0.1 show it or not",
+}
 MARGIN = 1.5
 MIN_STEPS = 1000
 
@@ -59,6 +69,18 @@ def sizing_key(rec: Record) -> str:
     """What a budget is for: the task (and series), and whether the forget gate starts from a retention length."""
     task = str(R.cfg(rec, "task")) + (f":{R.task_param(rec, 'series')}" if R.task_param(rec, "series") else "")
     return f"{task} (forget N=T)" if R.spec_field(rec, "forget_retention") is not None else task
+
+
+def budget_for(budgets: dict[str, Budget], rec: Record, grid: str | None = None) -> Budget | None:
+    """The budget a record (or a cell's config as one) trains at: its grid's ``BUDGET_FROM`` entry, else
+    its sizing key's; an arm with the retention-length init and no sizing run of its own takes its
+    task's default-init budget (the claim's baseline arm's)."""
+    if grid in BUDGET_EXEMPT:
+        return None
+    key = BUDGET_FROM.get(grid or "", sizing_key(rec))
+    if key not in budgets and key.endswith(" (forget N=T)"):
+        key = key.removesuffix(" (forget N=T)")
+    return budgets.get(key)
 
 
 def _steps_to_solve(rec: Record) -> float:

@@ -22,7 +22,7 @@ from experiments.claims.learning.common import (
     task_label,
     train_records,
 )
-from experiments.claims.learning.rules import control, judged, require_runs, runs
+from experiments.claims.learning.rules import control, gate, judged, require_runs, runs
 from experiments.claims.readings import L6_NO_GAIN
 from experiments.claims.registry import claim
 from experiments.claims.verdict import INCONCLUSIVE, Part, describe, judge_range
@@ -52,6 +52,8 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
         parts, summary = [], []
         for task, trecs in by(dev_recs, task_label).items():
+            task_parts: list[Part] = []
+            ctrl = None
             # The positive control: the baseline arm (the LSTM) must learn at the shortest T.
             lstm = [r for r in trecs if R.arch(r) == "lstm"]
             if lstm:
@@ -60,7 +62,6 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                 init = _forget_init(first[0])
                 ctrl = control(first, learnt, f"LSTM, {task} T={t0}, {init}", criterion(first[0]), budget(first))
                 sentences.append(ctrl.sentence())
-                parts.append(ctrl.part())
             panel = Panel(f"{dev} {task}: accuracy vs T", "T", "validation accuracy", logx=True)
             curves: dict[str, tuple[list, list, list, list]] = {}
             for t, grecs in by(trecs, R.seq_len).items():
@@ -90,15 +91,18 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                 n = min(len(runs(archs["attention_lstm"])), len(runs(archs["lstm"])))
                 if t > 50:
                     j = require_runs(judge_range(delta, (0.03, 0.10), null=0.0), n, binary=False)
-                    parts.append(Part(f"{task} T={t}: gain", describe(delta), j.verdict, j.reason))
+                    task_parts.append(Part(f"{task} T={t}: gain", describe(delta), j.verdict, j.reason))
                 else:
                     j = require_runs(judge_none(delta, L6_NO_GAIN.value, "gain"), n, binary=False)
-                    parts.append(Part(f"{task} T={t}: no gain on short", describe(delta), j.verdict, j.reason))
+                    task_parts.append(Part(f"{task} T={t}: no gain on short", describe(delta), j.verdict, j.reason))
                 summary.append(f"T={t}: {fmt(delta.value)}")
-            halves = {"gain" if ": gain" in p.name else "short" for p in parts if p.name.startswith(f"{task} T=")}
+            halves = {"gain" if ": gain" in p.name else "short" for p in task_parts}
             for half, what in (("gain", "T > 50: gain"), ("short", "T <= 50: no gain on short")):
                 if half not in halves:  # a half of the claim not measured leaves it undecided
-                    parts.append(Part(f"{task} {what}", "not measured", INCONCLUSIVE, "no T on this side of 50 ran"))
+                    task_parts.append(
+                        Part(f"{task} {what}", "not measured", INCONCLUSIVE, "no T on this side of 50 ran")
+                    )
+            parts += [ctrl.part(), *gate(task_parts, ctrl)] if ctrl is not None else task_parts
             for a, (xs, ys, lo, hi) in curves.items():
                 panel.series.append(Series(a, xs, ys, lo, hi))
             panels.append(panel)
