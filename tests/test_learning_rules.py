@@ -128,13 +128,13 @@ def test_judged_when_the_passing_tasks_decide_nothing() -> None:
 def test_require_runs(binary: bool, need: int) -> None:
     assert (MIN_BINARY_RUNS, MIN_CONTINUOUS_RUNS) == (20, 5)
     kind = "solve-or-not" if binary else "continuous"
-    for verdict in (CONFIRMED, REFUTED):
+    for verdict in (CONFIRMED, PARTLY, REFUTED):  # every decided verdict needs the runs
         j = Judgement(verdict, "why")
         assert require_runs(j, need, binary) == j
         short = require_runs(j, need - 1, binary)
         assert short.verdict == INCONCLUSIVE
         assert short.reason == f"why; but {need - 1} runs < the {need} a {kind} outcome needs"
-    for verdict in (INCONCLUSIVE, NOT_RUN, PARTLY):  # only confirming or refuting needs the runs
+    for verdict in (INCONCLUSIVE, NOT_RUN):  # an undecided judgement stays as it is
         assert require_runs(Judgement(verdict, "why"), 1, binary).verdict == verdict
 
 

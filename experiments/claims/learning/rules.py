@@ -22,7 +22,17 @@ from dataclasses import dataclass
 
 from experiments.claims.base import fmt
 from experiments.claims.stats import Estimate, wilson
-from experiments.claims.verdict import CONFIRMED, INCONCLUSIVE, NOT_RUN, REFUTED, Judgement, Part, Verdict, combine
+from experiments.claims.verdict import (
+    CONFIRMED,
+    INCONCLUSIVE,
+    NOT_RUN,
+    PARTLY,
+    REFUTED,
+    Judgement,
+    Part,
+    Verdict,
+    combine,
+)
 from experiments.records import fields as R
 from experiments.records.fields import Record
 
@@ -136,9 +146,10 @@ def judged(parts: Sequence[Part]) -> Verdict:
 
 
 def require_runs(j: Judgement, n: int, binary: bool) -> Judgement:
-    """Rule 3: a confirmed or refuted judgement on fewer runs than the outcome needs becomes inconclusive."""
+    """Rule 3: a decided judgement (confirmed, partly, refuted) on fewer runs than the outcome needs
+    becomes inconclusive."""
     need = MIN_BINARY_RUNS if binary else MIN_CONTINUOUS_RUNS
-    if n >= need or j.verdict not in (CONFIRMED, REFUTED):
+    if n >= need or j.verdict not in (CONFIRMED, PARTLY, REFUTED):
         return j
     kind = "solve-or-not" if binary else "continuous"
     return Judgement(INCONCLUSIVE, f"{j.reason}; but {n} runs < the {need} a {kind} outcome needs")
