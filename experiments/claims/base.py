@@ -77,6 +77,11 @@ class ClaimResult:
     tables: list[Table] = field(default_factory=list)
     figures: list[FigureSpec] = field(default_factory=list)
     n_records: int = 0
+    records: list[Record] = field(default_factory=list)  # the records the verdict was computed from
+
+    def grids(self, device: str | None = None) -> list[str]:
+        """The grids of the records the verdict used (on ``device``, ``cpu`` or ``cuda``, when given)."""
+        return sorted({str(r.get("grid")) for r in self.records if device in (None, r.get("config", {}).get("device"))})
 
     @property
     def verdict(self) -> str:

@@ -156,7 +156,9 @@ def finish(
     bad = failed_cells_table(claim_id, [r for r in recs if listed(r)])
     if bad is not None:
         tables.append(bad)
-    return ClaimResult(claim_id, rows, text=text, tables=list(tables), figures=list(figures), n_records=len(recs))
+    return ClaimResult(
+        claim_id, rows, text=text, tables=list(tables), figures=list(figures), n_records=len(recs), records=list(recs)
+    )
 
 
 def failed_cells_table(claim_id: str, records: Sequence[Record]) -> Table | None:

@@ -25,12 +25,14 @@ def device_kind(label: str) -> str:
     return label.split(" (", 1)[0]
 
 
-def row_preset(store: Stored, claim_id: str, row: DeviceVerdict) -> str:
-    """The preset a verdict row comes from, read from the grids whose records serve it on its device."""
+def row_preset(store: Stored, claim_id: str, row: DeviceVerdict, result: ClaimResult | None = None) -> str:
+    """The preset a verdict row comes from: the grids of the records its verdict used on its device
+    (``result.records``), else every grid whose records serve the claim there."""
     if row.verdict.verdict == NOT_RUN:
         return "-"
     kinds = device_kind(row.device).split("+")
-    grids = sorted({g for k in kinds for g in store.grids_for(claim_id, k)})
+    grids = sorted({g for k in kinds for g in (result.grids(k) if result is not None else [])})
+    grids = grids or sorted({g for k in kinds for g in store.grids_for(claim_id, k)})
     return presets_label(grids, grid_presets(grids))
 
 
@@ -40,7 +42,7 @@ def verdict_rows(results: dict[str, ClaimResult], store: Stored) -> list[list[st
         claim = CLAIMS[cid]
         for row in res.rows:
             verdict = row.verdict.verdict + note_suffix(row.note)
-            preset = row_preset(store, cid, row)
+            preset = row_preset(store, cid, row, res)
             rows.append([cid, claim.statement, claim.source, row.measured, verdict, row.device, preset])
     return rows
 

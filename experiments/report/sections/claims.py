@@ -57,7 +57,8 @@ def _claim_section(
     number: str, cid: str, res: ClaimResult, figures: list[str], records: Sequence[Record], store: Stored
 ) -> list[str]:
     claim = CLAIMS[cid]
-    grids = store.grids_for(cid)
+    used = res.records or claim_records(records, cid)  # what the verdict was computed from
+    grids = res.grids() or store.grids_for(cid)
     out = [
         f"### {number} {cid} ({claim.priority}, source {claim.source})",
         "",
@@ -65,7 +66,7 @@ def _claim_section(
         "",
         f'*Plan (the claims list\'s "how to measure"):* {claim.measure}',
         "",
-        ran_paragraph(claim_records(records, cid), grids, grid_presets(grids)),
+        ran_paragraph(used, grids, grid_presets(grids)),
         "",
     ]
     for row in res.rows:

@@ -57,7 +57,7 @@ def _copy_baseline(rec: Record) -> float:
 
 def training_stack(records: Sequence[Record]) -> list[str]:
     recs = R.select(records, TABLE1_CLAIM, kinds=("train",))
-    out = ["## The training stack against a published table", ""]
+    out = ["### The training stack against a published table", ""]
     if not recs:
         return [*out, "Not run yet: `seqbench run --preset tcn_table1` (Bai et al. 2018, Table 1, synthetic rows).", ""]
     rows = []
@@ -127,7 +127,7 @@ def sizing(records: Sequence[Record]) -> list[str]:
         return []
     budgets = choose(records)
     return [
-        "## Budgets: the sizing run",
+        "### Budgets: the sizing run",
         "",
         "Every learning claim trains at a budget (Adam learning rate and steps) chosen from data, not by hand "
         "(`experiments/claims/learning/budgets.py`): each task's positive-control arm (an LSTM, H=64, B=32, at the "
