@@ -22,6 +22,8 @@ CASES: dict[str, dict] = {
     "ucr": {"dataset": "GunPoint"},
     "forecast": {"series": "sunspots", "seq_len": 12},
     "digits": {"steps": 8},
+    "evidence": {"seq_len": 20, **SMALL},
+    "early_late": {"seq_len": 20, **SMALL},
 }
 
 
