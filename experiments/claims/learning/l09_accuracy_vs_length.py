@@ -9,6 +9,7 @@ rise cannot happen there and a flat line at chance is no plateau.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, FigureSpec, Panel, Series, Table, fmt, not_run
@@ -37,6 +38,14 @@ RECURRENT = ("rnn", "lstm", "gru", "bilstm")  # the claim is about recurrent mod
 RISE_POSSIBLE = {"evidence": "the Bayes accuracy Phi(snr sqrt T) rises with T"}
 
 
+def ceiling(rec: Record, t: int) -> float:
+    """The best accuracy any model can reach on the record's task at length t (NaN where unknown)."""
+    if str(R.cfg(rec, "task")) == "evidence":
+        snr = float(R.task_param(rec, "snr", 0.15))
+        return 0.5 * (1.0 + math.erf(snr * math.sqrt(t) / math.sqrt(2.0)))
+    return math.nan
+
+
 def trend(groups: dict[int, list[Record]], base: dict[int, float]) -> Judgement:
     """The claim on one curve: a fall or a plateau of a learnt model confirms, a rise at every
     consecutive pair of T refutes. A plateau at the trivial baseline is no plateau (nothing was learnt)."""
@@ -47,10 +56,18 @@ def trend(groups: dict[int, list[Record]], base: dict[int, float]) -> Judgement:
         return Judgement(INCONCLUSIVE, f"learnt nothing at any T (never {L9_LEARNT.value:g} above the baseline)")
     steps = [(t0, t1, paired(groups[t1], groups[t0], score)) for t0, t1 in itertools.pairwise(ts)]
     falls = [(t0, t1) for t0, t1, d in steps if t0 in learnt_at and d.bounds()[1] < 0]
+    first = groups[ts[0]][0]
+
+    def room(t0: int, t1: int) -> bool:
+        """The task's ceiling rises by more than the plateau band from t0 to t1 (or is unknown): a flat
+        curve there is the model's, not the ceiling's."""
+        gain = ceiling(first, t1) - ceiling(first, t0)
+        return not math.isfinite(gain) or gain > 2 * L9_PLATEAU.value
+
     flat = [
         (t0, t1)
         for t0, t1, d in steps
-        if t0 in learnt_at and -L9_PLATEAU.value < d.bounds()[0] and d.bounds()[1] < L9_PLATEAU.value
+        if t0 in learnt_at and room(t0, t1) and -L9_PLATEAU.value < d.bounds()[0] and d.bounds()[1] < L9_PLATEAU.value
     ]
     n = min(len(runs(g)) for g in groups.values())
     if all(d.bounds()[0] > 0 for _, _, d in steps):
@@ -123,7 +140,8 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
         "Claimed: accuracy does not keep rising with sequence length; it plateaus or falls. Decided on tasks where "
         f"a rise is possible ({rise}); delayed recall (ceiling 1.0 at every T) is shown, not judged. On consecutive "
         f"T, a fall (interval below 0) or a plateau (interval inside +-{L9_PLATEAU.value:g}) of a model that "
-        f"learnt something (>= {L9_LEARNT.value:g} above the trivial baseline) confirms; a rise at every step "
-        f"refutes; a curve at the baseline decides nothing. {seeds_note(okr)}. " + " ".join(sentences)
+        f"learnt something (>= {L9_LEARNT.value:g} above the trivial baseline) confirms, a plateau only where the "
+        f"task's own ceiling rises by more than {2 * L9_PLATEAU.value:g} (else it is the ceiling's); a rise at every "
+        f"step refutes; a curve at the baseline decides nothing. {seeds_note(okr)}. " + " ".join(sentences)
     )
     return finish("L9", rows, parts, [table], [fig], text, recs)
