@@ -71,7 +71,7 @@ def time_pair(steps: dict[str, object], n: int, warmup: int, now) -> dict[str, f
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--archs", nargs="+", default=["mingru", "minlstm"])
+    ap.add_argument("--archs", nargs="+", default=["mingru", "minlstm", "lru"])
     ap.add_argument("--backends", nargs="+", default=["torch", "jax"])
     ap.add_argument("--seq-len", nargs="+", type=int, default=list(QUICK_T))
     ap.add_argument("--hidden", type=int, default=64)
