@@ -14,6 +14,13 @@ error over eps * T was 0.42-0.74 at T=16, 0.61-0.94 at T=256, 0.64-1.09 at T=102
 at T=4096, float32 and float64 alike (float32 T=4096: 3.1e-4 to 5.9e-4 against a bound of
 1.5e-3; float64: 8.2e-13 to 9.1e-13 against 2.7e-12). ``pytest -s`` prints each measurement.
 
+The measure. The bound is checked per channel (each batch element and output unit over T), on the
+error relative to that channel's largest |output|: a signed recurrence (the LRU's Re(C x_t) + D u_t)
+crosses zero, where an elementwise ratio is unbounded whatever the scan does, while the
+reassociated sums' error scales with the channel's magnitude. Where every output is positive
+(minGRU, minLSTM: h > 0 at every step) the stricter elementwise ratio is checked against the same
+bound too. Measured for the LRU (T 16..4096, both dtypes and backends): 2.5-12.5 eps per channel.
+
 Architectures: every registered one whose model files name a ``parallel_scan`` path (a new one is
 covered with no edit here).
 """
@@ -77,11 +84,15 @@ def test_parallel_equals_sequential_within_the_stated_bound(
     fast, slow = both_paths(backend, spec, params, batch, precision)
     a = backend.forward(fast, batch).outputs.astype(np.float64)
     r = backend.forward(slow, batch).outputs.astype(np.float64)
-    assert np.all(np.isfinite(a)) and np.all(r != 0.0)  # h > 0 at every step: the elementwise ratio is defined
-    err = float(np.max(np.abs(a - r) / np.abs(r)))
+    assert np.all(np.isfinite(a))
     tol = scan_tolerance(seq_len, precision)
+    scale = np.max(np.abs(r), axis=1, keepdims=True)  # (B, 1, H): each channel's largest |output| over T
+    err = float(np.max(np.abs(a - r) / scale))
     print(f"{arch} {backend_name} {precision} T={seq_len}: {err:.3g} = {err / (tol / 3):.2f} eps*T (bound {tol:.3g})")
-    assert err <= tol, f"elementwise relative error {err:.3g} > {tol:.3g} = 3 eps T"
+    assert err <= tol, f"relative error per channel {err:.3g} > {tol:.3g} = 3 eps T"
+    if np.all(r > 0.0):  # h > 0 at every step: the elementwise ratio is defined, and bounded alike
+        elementwise = float(np.max(np.abs(a - r) / r))
+        assert elementwise <= tol, f"elementwise relative error {elementwise:.3g} > {tol:.3g} = 3 eps T"
 
 
 def ragged_batch(spec, seq_len: int, scale: float, seed: int) -> tuple[Batch, np.ndarray]:
