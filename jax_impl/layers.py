@@ -271,6 +271,12 @@ class KeyStream:
         return jax.random.fold_in(self.key, self.count)
 
 
+def last_step(outputs: Array, lengths: Array) -> Array:
+    """Outputs at each sequence's own last step: (B, H). A gather from the outputs, so a final state
+    taken this way is the same bits as the output it came from (no separately masked carry)."""
+    return jnp.take_along_axis(outputs, (lengths - 1)[:, None, None], axis=1)[:, 0]
+
+
 def head_forward(p: Params, features: Array) -> Array:
     return linear(features, p["head.weight"], p["head.bias"])
 

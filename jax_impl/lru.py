@@ -22,7 +22,18 @@ from flax import nnx
 
 from experiments.errors import UserError
 from experiments.spec.lru import LRUSpec
-from jax_impl.layers import Array, KeyStream, Linear, Params, SequenceModel, dropout, head_forward, linear, param
+from jax_impl.layers import (
+    Array,
+    KeyStream,
+    Linear,
+    Params,
+    SequenceModel,
+    dropout,
+    head_forward,
+    last_step,
+    linear,
+    param,
+)
 
 EXECUTION_PATHS = ("parallel_scan", "reference")  # what ``execution_path`` names
 
@@ -61,11 +72,6 @@ def step_loop(lam: Array, b: Array) -> Array:
 
     _, xs = jax.lax.scan(step, jnp.zeros_like(b[:, 0]), jnp.swapaxes(b, 0, 1))
     return jnp.swapaxes(xs, 0, 1)  # (B, T, N)
-
-
-def final_state(outputs: Array, lengths: Array) -> Array:
-    """Outputs at each sequence's own last step: (B, H). A gather, so the two are the same bits."""
-    return jnp.take_along_axis(outputs, (lengths - 1)[:, None, None], axis=1)[:, 0]
 
 
 def coefficients(p: Params, prefix: str, u: Array) -> tuple[Array, Array]:
@@ -110,7 +116,7 @@ def lru_apply(
         z = dropout(z, spec.dropout, keys.next())
         u = u + linear(z, p[prefix + "mlp.weight"], p[prefix + "mlp.bias"])  # (B, T, H), the skip
         u = jnp.where(valid, u, 0.0)  # zero at padded steps
-        finals.append(final_state(u, lengths))
+        finals.append(last_step(u, lengths))
     h_n = jnp.stack(finals)  # (L, B, H)
     pooled = h_n[-1]  # (B, H)
     logits = head_forward(p, u if spec.head.per_step else pooled)

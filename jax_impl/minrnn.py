@@ -21,7 +21,18 @@ from flax import nnx
 
 from experiments.errors import UserError
 from experiments.spec.minrnn import MinRNNSpec
-from jax_impl.layers import Array, KeyStream, Linear, Params, SequenceModel, dropout, head_forward, linear, param
+from jax_impl.layers import (
+    Array,
+    KeyStream,
+    Linear,
+    Params,
+    SequenceModel,
+    dropout,
+    head_forward,
+    last_step,
+    linear,
+    param,
+)
 
 EXECUTION_PATHS = ("parallel_scan", "reference")  # what ``execution_path`` names
 
@@ -87,11 +98,6 @@ def step_loop(a: Array, b: Array) -> Array:
     return jnp.swapaxes(hs, 0, 1)  # (B, T, H)
 
 
-def final_state(outputs: Array, lengths: Array) -> Array:
-    """h at each sequence's own last step: (B, H). Taken from the outputs, so the two are the same bits."""
-    return jnp.take_along_axis(outputs, (lengths - 1)[:, None, None], axis=1)[:, 0]
-
-
 def minrnn_apply(
     spec: MinRNNSpec,
     p: Params,
@@ -116,7 +122,7 @@ def minrnn_apply(
         else:
             h = step_loop(*coefficients(spec.cell, k))  # (B, T, H)
         u = jnp.where(valid, h, 0.0)  # (B, T, H), zero at padded steps
-        finals.append(final_state(u, lengths))
+        finals.append(last_step(u, lengths))
     h_n = jnp.stack(finals)  # (L, B, H)
     pooled = h_n[-1]  # (B, H)
     logits = head_forward(p, u if spec.head.per_step else pooled)

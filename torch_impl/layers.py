@@ -110,6 +110,15 @@ class SequenceModel(nn.Module):
         raise NotImplementedError
 
 
+def last_step(outputs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Outputs at each sequence's own last step: (B, H). A gather from the outputs, so a final state
+    taken this way is the same bits as the output it came from (no separately masked carry)."""
+    if lengths is None:
+        return outputs[:, -1]
+    last = (lengths.to(outputs.device) - 1)[:, None, None].expand(-1, 1, outputs.shape[-1])  # (B, 1, H)
+    return outputs.gather(1, last)[:, 0]
+
+
 def make_head(spec: ArchSpec) -> nn.Linear:
     """``head.weight`` (out, features), ``head.bias`` (out,)."""
     return nn.Linear(spec.head_features(), spec.head.out_size)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.spec.lru import LRUSpec
-from torch_impl.layers import Output, SequenceModel, check_path, make_head
+from torch_impl.layers import Output, SequenceModel, check_path, last_step, make_head
 
 EXECUTION_PATHS = ("parallel_scan", "reference")  # what ``execution_path`` names
 
@@ -54,14 +54,6 @@ def step_loop(lam: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         x = lam * x + b[:, t]
         outs.append(x)
     return torch.stack(outs, dim=1)
-
-
-def final_state(outputs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """Outputs at each sequence's own last step: (B, H). A gather, so the two are the same bits."""
-    if lengths is None:
-        return outputs[:, -1]
-    last = (lengths.to(outputs.device) - 1)[:, None, None].expand(-1, 1, outputs.shape[-1])  # (B, 1, H)
-    return outputs.gather(1, last)[:, 0]
 
 
 class LRULayer(nn.Module):
@@ -126,7 +118,7 @@ class LRUModel(SequenceModel):
                 z = F.dropout(z, spec.dropout, training=True)
             u = u + layer.mlp(z)  # (B, T, H), the skip
             u = u if valid is None else torch.where(valid, u, 0.0)  # zero at padded steps
-            finals.append(final_state(u, lengths))
+            finals.append(last_step(u, lengths))
         h_n = torch.stack(finals)  # (L, B, H)
         pooled = h_n[-1]  # (B, H)
         logits = self.head(u if spec.head.per_step else pooled)

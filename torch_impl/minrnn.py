@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.spec.minrnn import MinRNNSpec
-from torch_impl.layers import Output, SequenceModel, check_path, make_head
+from torch_impl.layers import Output, SequenceModel, check_path, last_step, make_head
 
 EXECUTION_PATHS = ("parallel_scan", "reference")  # what ``execution_path`` names
 
@@ -78,14 +78,6 @@ def step_loop(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.stack(outs, dim=1)
 
 
-def final_state(outputs: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """h at each sequence's own last step: (B, H). Taken from the outputs, so the two are the same bits."""
-    if lengths is None:
-        return outputs[:, -1]
-    last = (lengths.to(outputs.device) - 1)[:, None, None].expand(-1, 1, outputs.shape[-1])  # (B, 1, H)
-    return outputs.gather(1, last)[:, 0]
-
-
 class MinRNNParams(nn.Module):
     """Per layer l: ``weight_ih_l{l}`` (G*H, in) and ``bias_ih_l{l}`` (G*H,), as the schema names them."""
 
@@ -129,7 +121,7 @@ class MinRNNModel(SequenceModel):
             else:
                 h = step_loop(*coefficients(spec.cell, k))  # (B, T, H)
             u = h if valid is None else torch.where(valid, h, 0.0)  # (B, T, H), zero at padded steps
-            finals.append(final_state(u, lengths))
+            finals.append(last_step(u, lengths))
         h_n = torch.stack(finals)  # (L, B, H)
         pooled = h_n[-1]  # (B, H)
         logits = self.head(u if spec.head.per_step else pooled)
