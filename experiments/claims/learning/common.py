@@ -224,7 +224,8 @@ def controlled(
 
     def wrapped(dev_recs: list[Record], dev: str) -> tuple[list, str]:
         recs, setting = pick(dev_recs)
-        ctrl = control(recs, learnt, setting, criterion(recs[0]) if recs else "-", budget(recs))
+        criteria = "; ".join(sorted({criterion(r) for r in recs})) or "-"  # one per task where several
+        ctrl = control(recs, learnt, setting, criteria, budget(recs))
         sentences.append(ctrl.sentence())
         parts, measured = judge(dev_recs, dev)
         return [ctrl.part(), *parts], measured
