@@ -80,7 +80,7 @@ def train_cell(backend: Any, cell: Cell) -> CellResult:
     divergence detection: a NaN/inf loss stops the run with status ``nan``, a loss
     above ``diverge_factor`` x the first step's loss with ``diverged``.
     """
-    s = cell.settings
+    s = {**TRAIN_SETTINGS, **cell.settings}  # a cell built before a setting existed reads its default
     task = load_task(cell.task, seed=cell.data_seed, **cell.task_params)
     spec = cell.build_spec()
     model = build_model(backend, cell, spec, spec.init_params(cell.seed))
