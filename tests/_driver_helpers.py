@@ -175,6 +175,12 @@ class FakeBackend:
     def state_params(self, state):
         return self.export_params(state["model"])
 
+    def check_device(self, device="cpu"):
+        if device != "cpu":
+            from experiments.errors import UserError
+
+            raise UserError("device", f"the fake backend runs on cpu only, not {device}", "use --device cpu")
+
     def synchronize(self, device="cpu"):
         return None
 
