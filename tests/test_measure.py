@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from experiments.kinds import host, measure
@@ -58,8 +60,15 @@ def test_a_quiet_host_is_not_disturbed_and_a_busy_one_is() -> None:
 
 def test_the_host_is_read_from_proc_stat_here() -> None:
     before = host.sample()
-    sum(i * i for i in range(200_000))  # some CPU time of our own
-    out = host.host_metrics(before, host.sample())
+    # Some CPU time of our own, until /proc/stat's counters (clock ticks, updated coarsely on some
+    # VMs) have moved: over an interval they did not move, the fractions are rightly None.
+    after = host.sample()
+    deadline = time.perf_counter() + 5.0
+    while (after.total == before.total or after.own_cpu == before.own_cpu) and time.perf_counter() < deadline:
+        sum(i * i for i in range(200_000))
+        after = host.sample()
+    assert after.total is not None and after.total > before.total, "/proc/stat did not advance in 5 s"
+    out = host.host_metrics(before, after)
     assert out["cpu_over_wall"] is not None and out["cpu_over_wall"] > 0
     assert out["host_other_busy"] is not None and 0 <= out["host_other_busy"] <= 1
 
