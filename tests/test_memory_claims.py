@@ -144,3 +144,34 @@ def test_s9_extrapolated_from_saved_bytes(at512: float, verdict: str) -> None:
     part = next(p for p in cpu.verdict.parts if p.name.endswith("extrapolated"))
     assert part.decides and "extrapolated" in part.measured
     assert any(t.name == "S9_extrapolated" for t in res.tables)
+
+
+@pytest.mark.parametrize(("grow", "verdict"), [(1.0, CONFIRMED), (0.0, REFUTED)])
+def test_s11_memory_from_saved_bytes_decides_on_cpu(grow: float, verdict: str) -> None:
+    """Saved bytes grow with B (grow=1) or stay flat (grow=0): exact, so they decide on a CPU, where a
+    resident-memory reading would be capped at inconclusive."""
+    recs = []
+    for b in (8, 32, 128):
+        for seed in range(3):  # throughput x4 per 4x batch: confirmed in both cases
+            recs.append(saved("S11", 1e6 * b**grow, batch=b, seed=seed, step_s=0.01 * b**0.5, exec_path="onednn"))
+    got = parts(analyze("S11", recs))
+    assert got["torch onednn: lstm memory"].verdict == verdict
+    assert got["torch onednn: lstm throughput"].verdict == CONFIRMED
+    rss = {"mem_kind": "cpu_rss"}
+    legacy = [
+        bench("S11", 0.01 * b**0.5, mem=1e6 * b, batch=b, seed=s, metrics=rss) for b in (8, 128) for s in range(3)
+    ]
+    capped = parts(analyze("S11", legacy))["torch onednn: lstm memory"]
+    assert capped.verdict == INCONCLUSIVE and "resident memory" in capped.reason
+
+
+def test_s8_ratio_within_one_kernel_with_the_shape_that_ran() -> None:
+    recs = [
+        bench("S8", t, hidden=h, batch=64, seq_len=25, seed=s, exec_path=kern, path=kern)
+        for kern, times in (("onednn", {1024: 1.0, 2048: 3.6}), ("aten", {1024: 1.0, 2048: 1.2}))
+        for h, t in times.items()
+        for s in range(3)
+    ]
+    got = parts(analyze("S8", recs))
+    assert got["torch onednn: lstm H=2048/H=1024 (B=64, T=25)"].verdict == CONFIRMED
+    assert got["torch aten: lstm H=2048/H=1024 (B=64, T=25)"].verdict == PARTLY  # faster, not 2x

@@ -180,6 +180,7 @@ def test_verdict_rows_name_their_preset(tmp_path: Path) -> None:
     assert presets_label(["claim_l6_l9_quick"], {"claim_l6_l9_quick": ["quick"]}) == "provisional (quick)"
     assert presets_label(["a", "b"], {"a": ["quick"], "b": ["full"]}) == "full, quick"
     assert presets_label(["x"], {}) == "grid x (no preset)"
+    assert presets_label(["l3"], {"l3": ["quick", "standard"]}) == "quick, standard"  # not provisional
     results = tmp_path / "results"
     (results / "run").mkdir(parents=True)
     (results / "run" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _l9_records()))

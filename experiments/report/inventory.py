@@ -136,12 +136,14 @@ def preset_names(grids: dict[str, list[str]]) -> list[str]:
 
 
 def presets_label(grids: Sequence[str], presets: dict[str, list[str]]) -> str:
-    """Where a verdict comes from: ``provisional (quick)`` when every grid behind it is a ``quick`` one,
-    else the presets its grids belong to (a grid in none is named as such)."""
+    """Where a verdict comes from: ``provisional (quick)`` when every grid behind it belongs to ``quick``
+    alone, else the presets its grids belong to (a grid in none is named as such). A grid that a
+    thorough preset also runs (L3's deterministic check is the same in quick and standard) makes
+    the verdict that preset's."""
     grids = sorted(set(grids))
     if not grids:
         return "-"
-    if all(QUICK in presets.get(g, []) for g in grids):
+    if all(presets.get(g) == [QUICK] for g in grids):
         return f"provisional ({QUICK})"
     names = sorted({p for g in grids for p in presets.get(g, [])})
     loose = [g for g in grids if not presets.get(g)]

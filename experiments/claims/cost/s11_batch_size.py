@@ -7,12 +7,21 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, FigureSpec, Panel, Series, Table, fmt, not_run
 from experiments.claims.common import Timed, by, device_rows, finish, memory
-from experiments.claims.cost.common import bench_records, cap_cpu_memory
+from experiments.claims.cost.common import (
+    SAVED_BYTES_NOTE,
+    bench_records,
+    cap_cpu_memory,
+    has_saved_bytes,
+    kernel,
+    saved_median,
+)
 from experiments.claims.registry import claim
 from experiments.claims.stats import Estimate
 from experiments.claims.verdict import Part, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
+
+FLAT = 1.05  # an exact memory ratio over the batch range below this is "does not grow"
 
 
 @claim(
@@ -31,37 +40,46 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
     panels: list[Panel] = []
 
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
-        parts, summary = [], []
+        parts, legacy_parts, summary = [], [], []
         panel = Panel(f"{dev}: examples/s vs B", "B", "examples/s", logx=True, logy=True)
-        for (be, arch_name), grecs in by(dev_recs, R.backend, R.arch).items():
+        # per backend and kernel: never a throughput ratio across two kernels
+        for (be, kern, arch_name), grecs in by(dev_recs, R.backend, kernel, R.arch).items():
             groups = by(grecs, lambda r: int(R.cfg(r, "batch")))
             times = {b: Timed(v) for b, v in groups.items()}
+            exact = all(has_saved_bytes(r) for r in grecs)  # saved bytes decide; a peak reading is capped on CPU
+            mem = {b: saved_median(v) if exact else memory(v) for b, v in groups.items()}
+            measure = "saved bytes" if exact else "peak reading"
             bs = sorted(times)
             for b in bs:
-                table_rows.append([dev, be, arch_name, b, fmt(b / times[b].value), fmt(memory(groups[b]) / 2**20)])
+                row = [dev, f"{be} {kern}", arch_name, b, fmt(b / times[b].value), fmt(mem[b] / 2**20), measure]
+                table_rows.append(row)
             if len(bs) < 2:
                 continue
             b0, b1 = bs[0], bs[-1]
             scale = b1 / b0
             thr = (times[b0] / times[b1]).map(lambda x, scale=scale: x * scale)
             j = judge_direction(thr, null=1.0, what=f"throughput B={b1} / B={b0}")
-            parts.append(Part(f"{be}: {arch_name} throughput", describe(thr), j.verdict, j.reason))
-            m0, m1 = memory(groups[b0]), memory(groups[b1])
+            parts.append(Part(f"{be} {kern}: {arch_name} throughput", describe(thr), j.verdict, j.reason))
+            m0, m1 = mem[b0], mem[b1]
             if math.isfinite(m0) and math.isfinite(m1) and m0 > 0:
-                j = judge_direction(Estimate(m1 / m0), null=1.0, what=f"memory B={b1} / B={b0}")
-                parts.append(Part(f"{be}: {arch_name} memory", fmt(m1 / m0), j.verdict, j.reason))
-            summary.append(f"{be}/{arch_name}: throughput x{fmt(thr.value)} from B={b0} to {b1}")
-            panel.series.append(Series(f"{arch_name} ({be})", bs, [b / times[b].value for b in bs]))
+                what = f"{measure} B={b1} / B={b0}"
+                # saved bytes are exact (no interval): growth under FLAT counts as none, not as undecided
+                j = judge_direction(Estimate(m1 / m0), null=FLAT if exact else 1.0, what=what)
+                part = Part(f"{be} {kern}: {arch_name} memory", fmt(m1 / m0), j.verdict, j.reason)
+                (parts if exact else legacy_parts).append(part)
+            summary.append(f"{be} {kern}/{arch_name}: throughput x{fmt(thr.value)} from B={b0} to {b1}")
+            panel.series.append(Series(f"{arch_name} ({be} {kern})", bs, [b / times[b].value for b in bs]))
         panels.append(panel)
-        return cap_cpu_memory(parts, dev_recs, lambda p: "memory" in p.name), "; ".join(summary)
+        legacy = [r for r in dev_recs if not has_saved_bytes(r)]
+        return parts + cap_cpu_memory(legacy_parts, legacy), "; ".join(summary)
 
     rows, parts = device_rows(okr, judge)
     table = Table(
         "S11_batch",
         "S11: throughput and memory vs batch size",
-        ["device", "backend", "arch", "B", "examples/s", "MiB"],
+        ["device", "backend / kernel", "arch", "B", "examples/s", "MiB", "memory measure"],
         table_rows,
     )
     fig = FigureSpec("S11_batch", "S11: training throughput (examples/s) vs batch size.", panels)
-    text = "Claimed: a larger batch trains faster per example; memory grows with batch size."
+    text = "Claimed: a larger batch trains faster per example; memory grows with batch size. " + SAVED_BYTES_NOTE
     return finish("S11", rows, parts, [table], [fig], text, recs)
