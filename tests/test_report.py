@@ -221,3 +221,17 @@ def test_committed_grid_counts_equal_their_files() -> None:
         recs = [r for r in parse_lines(path.read_bytes())[0] if "config" in r]
         grid = str(recs[0]["grid"])
         assert store.records(grid) == len({r["key"] for r in recs}), grid
+
+
+def test_preset_cost_is_summed_from_the_records_wall_time() -> None:
+    from experiments.grid import raw_lists
+    from experiments.report.inventory import preset_cost_table, stored_from
+
+    standard = sorted(g for g, ps in raw_lists("presets").items() if "standard" in ps)
+    recs = [train("L9", 0.9, 0.25, grid=standard[0], seed=s) | {"wall_s": 10.0 * (s + 1)} for s in range(3)]
+    planned = {g: 4 for g in raw_lists("presets")} | {standard[1]: None}
+    table = preset_cost_table(stored_from(recs), planned)
+    row = next(r for r in table.rows if r[0] == "standard")
+    assert row[1:8] == [len(standard), "?", 3, 3, "60", "0.02", "Test CPU"]  # one grid unresolved: "?" planned
+    quick = next(r for r in table.rows if r[0] == "quick")
+    assert quick[3:6] == [0, 0, "0"]

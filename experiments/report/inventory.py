@@ -31,6 +31,8 @@ class Stored:
 
     statuses: dict[str, Counter[str]] = field(default_factory=dict)
     served: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    wall_s: dict[str, float] = field(default_factory=dict)  # per grid: the records' summed wall seconds
+    devices: dict[str, set[str]] = field(default_factory=dict)  # per grid: the device names its records give
 
     def records(self, grid: str) -> int:
         return sum(self.statuses.get(grid, Counter()).values())
@@ -50,10 +52,14 @@ class Stored:
 def _count(recs: Sequence[tuple[str, Record]]) -> Stored:
     statuses: dict[str, Counter[str]] = {}
     served: dict[str, set[tuple[str, str]]] = {}
+    wall: dict[str, float] = {}
+    devices: dict[str, set[str]] = {}
     for grid, rec in recs:
         statuses.setdefault(grid, Counter())[str(rec.get("status"))] += 1
         served.setdefault(grid, set()).update((str(c), R.device(rec)) for c in rec.get("claim_ids") or [])
-    return Stored(dict(sorted(statuses.items())), dict(sorted(served.items())))
+        wall[grid] = wall.get(grid, 0.0) + float(rec.get("wall_s") or 0.0)
+        devices.setdefault(grid, set()).add(R.device_name(rec))
+    return Stored(dict(sorted(statuses.items())), dict(sorted(served.items())), wall, devices)
 
 
 def stored(results_dir: str | Path) -> Stored:
@@ -122,6 +128,42 @@ def precision_table(records: Sequence[Record]) -> Table:
 def status_table(store: Stored) -> Table:
     rows = [[g, s, n] for g, counts in sorted(store.statuses.items()) for s, n in sorted(counts.items())]
     return Table("record_status", "Records by grid and status", ["grid", "status", "records"], rows)
+
+
+def preset_cost_table(store: Stored, planned: dict[str, int | None]) -> Table:
+    """Per preset: its grids, the cells they plan (``planned``: per grid, None where it cannot be
+    resolved), the records stored, and the device time those records took (their summed ``wall_s``,
+    on the devices they name). A cell run by two presets counts in each; a cell's wall time
+    includes its worker's start and, on a shared host, the waits the load caused."""
+    rows = []
+    for preset in sorted({p for ps in raw_lists("presets").values() for p in ps}):
+        grids = [g for g, ps in raw_lists("presets").items() if preset in ps]
+        plan = [planned.get(g) for g in grids]
+        done = sum(store.records(g) for g in grids)
+        ok = sum(store.statuses.get(g, Counter()).get("ok", 0) for g in grids)
+        wall = sum(store.wall_s.get(g, 0.0) for g in grids)
+        names = sorted({d for g in grids for d in store.devices.get(g, set())})
+        total = "?" if None in plan else str(sum(p or 0 for p in plan))
+        rows.append([preset, len(grids), total, done, ok, f"{wall:.0f}", f"{wall / 3600:.2f}", "; ".join(names) or "-"])
+    return Table(
+        "preset_cost",
+        "Presets: cells planned, records stored and the device time the records took (summed wall_s)",
+        ["preset", "grids", "cells planned", "records", "ok", "device-seconds", "device-hours", "devices"],
+        rows,
+    )
+
+
+def planned_cells(grids: Iterable[str]) -> dict[str, int | None]:
+    """Each grid's planned cell count (None where its file cannot be resolved here)."""
+    from experiments.grid import load_grid
+
+    out: dict[str, int | None] = {}
+    for g in grids:
+        try:
+            out[g] = len(load_grid(g).cells())
+        except (ValueError, KeyError):  # UserError is a ValueError
+            out[g] = None
+    return out
 
 
 def grid_presets(grids: Iterable[str]) -> dict[str, list[str]]:

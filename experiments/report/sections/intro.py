@@ -8,9 +8,17 @@ from collections.abc import Sequence
 from experiments.claims import CLAIMS
 from experiments.claims.base import ClaimResult
 from experiments.claims.verdict import NOT_RUN, VERDICTS
+from experiments.grid import raw_lists
 from experiments.records import fields as R
 from experiments.records.fields import Record
-from experiments.report.inventory import Stored, hardware_table, precision_table, preset_names
+from experiments.report.inventory import (
+    Stored,
+    hardware_table,
+    planned_cells,
+    precision_table,
+    preset_cost_table,
+    preset_names,
+)
 from experiments.report.tables import markdown, table_markdown
 
 
@@ -71,6 +79,15 @@ def suite(store: Stored, grids: dict[str, list[str]]) -> list[str]:
     out.append(
         markdown(["grid", "presets", "records"], [[g, ", ".join(p) or "-", store.records(g)] for g, p in grids.items()])
     )
+    cost = preset_cost_table(store, planned_cells(raw_lists("presets")))
+    out += [
+        "",
+        f"{cost.title}. One local driver runs one cell at a time; two drivers (or `--executor ray`) "
+        "on 2 cores halve the wall time of learning grids at best, while cost grids need the host to "
+        "themselves:",
+        "",
+    ]
+    out.append(table_markdown(cost))
     return out
 
 
