@@ -40,7 +40,7 @@ PATH_CHOICES: tuple[str, ...] = ("auto", "on", "off")
 # tests/test_import_rules.py keeps this table equal to them, so a grid's typo is refused before any cell runs.
 PATH_NAMES: dict[str, tuple[str, ...]] = {
     "torch": ("cudnn", "onednn", "aten", "reference", "fused_attention", "parallel_scan"),
-    "jax": ("scan", "scan_batch", "scan_feature", "reference", "fused_attention", "parallel_scan"),
+    "jax": ("scan", "scan_batch", "scan_feature", "reference", "cudnn", "fused_attention", "parallel_scan"),
 }
 # What ``describe`` returns on both backends (each adds its framework's versions and flags).
 DESCRIBE_KEYS: tuple[str, ...] = (

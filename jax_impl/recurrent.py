@@ -11,8 +11,16 @@ Execution paths (``execution_path``):
   the shapes (``scan_layout``; ``scan_batch`` / ``scan_feature`` force one).
 - ``reference``: a plain scan, projection inside the step, differentiated by JAX
   itself. The control the fast path is tested against.
-- ``cudnn`` (``jax.experimental.rnn``) is not provided: asking for it (``path="on"``)
-  raises ``PathUnavailable``; ``auto`` is ``scan``.
+- ``cudnn``: cuDNN's LSTM through ``jax.experimental.rnn`` (``jax_impl/kernels/cudnn_lstm.py``):
+  LSTM only, on CUDA, float32 (TF32 off: cuDNN's FMA math) or tf32, any number of layers, either
+  direction, ragged batches (cuDNN's own padded IO); dropout between layers is ours, between
+  separate calls. It returns no gate activations: ``extras["gates"]`` come from the scan kernel in
+  the same call (outputs and final states stay cuDNN's).
+
+The switch: ``on`` (or ``cudnn`` by name) is ``cudnn`` where it applies and raises
+``PathUnavailable`` naming why elsewhere; ``auto`` is ``cudnn`` where it applies, else ``scan``,
+knowingly: ``path_reason`` gives the sentence (the model keeps it as ``path_reason``); ``off`` is
+``reference``.
 
 Ragged batches: a step t >= length keeps the carry and outputs zero; the reverse
 direction reverses each sequence within its own length (an index gather), runs
@@ -21,6 +29,7 @@ forward and is un-reversed, so final states are those at each sequence's length.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import jax
@@ -30,30 +39,41 @@ from flax import nnx
 
 from experiments.errors import PathUnavailable
 from experiments.spec.recurrent import EncoderFields, RecurrentSpec, encoder_schema
+from jax_impl.kernels.cudnn_lstm import Kernel, cudnn_precision, cudnn_refusal, lstm_layers
 from jax_impl.kernels.scan import scan_layer
 from jax_impl.layers import Array, KeyStream, Linear, Params, SequenceModel, dropout, head_forward, param
 
-EXECUTION_PATHS = ("scan", "scan_batch", "scan_feature", "reference")  # what ``execution_path`` names
+EXECUTION_PATHS = ("scan", "scan_batch", "scan_feature", "reference", "cudnn")  # what ``execution_path`` names
 WEIGHT_KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 # lax.scan unroll of the fast path: 2 measured within noise of 1, 4 and 8 slower (benchmarks/NOTES.md)
 DEFAULT_UNROLL = 1
 
 
 def resolve_path(requested: str, cell: str, precision: str, device: str) -> str:
-    """``auto`` -> scan; ``off`` -> reference; ``on`` -> cudnn, which this backend does not provide."""
+    """``auto`` -> cudnn where it applies, else scan; ``on``/``cudnn`` -> cudnn or ``PathUnavailable``;
+    ``off`` -> reference; another path by name -> itself."""
+    if requested in ("auto", "on", "cudnn"):
+        why = cudnn_refusal(cell, precision, device)
+        if why is None:
+            return "cudnn"
+        if requested == "auto":
+            return "scan"  # knowingly: path_reason says why
+        raise PathUnavailable(
+            f"cudnn path for {cell} ({precision}, {device}): {why}; use path='auto' (scan) or 'off' (reference)"
+        )
     if requested in EXECUTION_PATHS:
         return requested
-    if requested == "auto":
-        return "scan"
     if requested == "off":
         return "reference"
-    if requested in ("on", "cudnn"):
-        where = "on a CUDA device" if device == "cuda" else "on CPU"
-        raise PathUnavailable(
-            f"cudnn path for {cell} ({precision}) {where}: jax_impl provides no cuDNN recurrent path; "
-            "use path='auto' (scan) or 'off' (reference)"
-        )
     raise ValueError(f"unknown path {requested!r}")
+
+
+def path_reason(requested: str, cell: str, precision: str, device: str) -> str | None:
+    """Why ``auto`` took the scan path instead of cudnn (one line), or None where nothing fell back."""
+    if requested != "auto":
+        return None
+    why = cudnn_refusal(cell, precision, device)
+    return None if why is None else f"auto chose scan, not cudnn: {why}"
 
 
 # -- cell math ---------------------------------------------------------------------
@@ -123,6 +143,8 @@ def encoder_apply(
     prefix: str = "rnn.",
 ) -> dict[str, Any]:
     """outputs (B, T, D*H) zero at padded steps; h_n, c_n (L*D, B, H); gates (L*D, B, T, G*H) or None."""
+    if path == "cudnn":
+        return cudnn_encoder(enc, cell, p, x, lengths, keys=keys, want_gates=want_gates, unroll=unroll, prefix=prefix)
     seq_len = x.shape[1]
     dirs = 2 if enc.bidirectional else 1
     mask = (jnp.arange(seq_len)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1), built time-major (no transpose)
@@ -164,6 +186,53 @@ def encoder_apply(
         "h": jnp.stack(h_n),
         "c": jnp.stack(c_n) if cell == "lstm" else None,
         "gates": jnp.stack(gates) if want_gates else None,
+    }
+
+
+def cudnn_encoder(
+    enc: EncoderFields,
+    cell: str,
+    p: Params,
+    x: Array,
+    lengths: Array,
+    *,
+    keys: KeyStream,
+    want_gates: bool = False,
+    unroll: int = DEFAULT_UNROLL,
+    prefix: str = "rnn.",
+    kernel: Kernel | None = None,
+) -> dict[str, Any]:
+    """``encoder_apply``'s result on the cudnn path (``kernel``: ``rnn.lstm``'s signature; tests pass
+    ``cudnn_lstm.lstm_ref_kernel``). One cuDNN call for the whole stack, or one per layer where our
+    dropout applies between layers: the same keys as the other paths draw, so the same masks."""
+    if cell != "lstm":
+        raise ValueError(f"the cudnn path runs an LSTM only, not {cell!r}")
+    num_layers = enc.num_layers
+    suffixes = ("", "_reverse")[: 2 if enc.bidirectional else 1]
+    # layers[l][d]: (weight_ih, weight_hh, bias_ih, bias_hh) of layer l, direction d (torch's layout)
+    layers = [[tuple(p[f"{prefix}{k}_l{i}{sfx}"] for k in WEIGHT_KINDS) for sfx in suffixes] for i in range(num_layers)]
+    gates = None
+    if want_gates:  # cuDNN gives no gate activations: the scan kernel's, over a copy of the same key stream
+        scan = encoder_apply(
+            enc, cell, p, x, lengths, path="scan", keys=copy.copy(keys), want_gates=True, unroll=unroll, prefix=prefix
+        )
+        gates = scan["gates"]  # (L*D, B, T, 4H)
+    between = [keys.next() for _ in range(num_layers - 1)]  # drawn as the other paths draw them, in order
+    split = enc.dropout > 0.0 and any(k is not None for k in between)
+    groups = [[layer] for layer in range(num_layers)] if split else [list(range(num_layers))]
+    precision = cudnn_precision()  # read here, inside the model's matmul_precision
+    inp, h_n, c_n = x, [], []
+    for group in groups:
+        inp, h, c = lstm_layers(inp, lengths, [layers[i] for i in group], precision=precision, kernel=kernel)
+        h_n.append(h)  # (len(group)*D, B, H)
+        c_n.append(c)
+        if group[-1] < num_layers - 1:
+            inp = dropout(inp, enc.dropout, between[group[-1]])
+    return {
+        "outputs": inp,  # (B, T, D*H), zero at padded steps
+        "h": jnp.concatenate(h_n),  # (L*D, B, H)
+        "c": jnp.concatenate(c_n),
+        "gates": gates,
     }
 
 
@@ -214,7 +283,10 @@ class EncoderModel(SequenceModel):
         return self.spec.cell
 
     def choose_path(self, requested: str) -> str:
-        return resolve_path(requested, self.encoder_cell(), self.precision, self.device)
+        """The path (``resolve_path``); ``self.path_reason``: why ``auto`` fell back to scan, or None."""
+        cell = self.encoder_cell()
+        self.path_reason = path_reason(requested, cell, self.precision, self.device)
+        return resolve_path(requested, cell, self.precision, self.device)
 
     def static_options(self, unroll: int = DEFAULT_UNROLL) -> dict[str, Any]:
         return {"unroll": int(unroll)}

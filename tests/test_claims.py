@@ -461,6 +461,28 @@ def test_l6_a_task_whose_control_fails_is_shown_not_judged() -> None:
     assert res.verdict == CONFIRMED, _reason(res)
 
 
+def _l8(long_gain: float, *, short_lstm: float = 0.99, seeds=FIVE) -> list[dict]:
+    """Delayed recall (solved at 0.95) at T=50 (the control: both arms solve it) and T=500, where the
+    LSTM sits at 0.3 and the Transformer at 0.3 + ``long_gain``."""
+    out = []
+    for t, lstm, transformer in ((50, short_lstm, 0.99), (500, 0.3, 0.3 + long_gain)):
+        for s in seeds:
+            for arch, value in (("lstm", lstm), ("transformer", transformer)):
+                acc = value + jitter(s, 0.005)
+                out.append(train("L8", acc, 0.25, threshold=0.95, seed=s, arch=arch, task="delayed_recall", seq_len=t))
+    return out
+
+
+def test_l8_judges_t500_against_a_control_at_the_shortest_t() -> None:
+    res = analyze("L8", _l8(0.6))
+    assert res.verdict == CONFIRMED, _reason(res)
+    shown = _parts(res)["delayed_recall T=50"]
+    assert not shown.decides  # T=50 is the control's length: shown, not judged (the claim: T >= 500)
+    assert analyze("L8", _l8(-0.05)).verdict == REFUTED  # the LSTM ahead at T=500
+    assert_under_trained(analyze("L8", _l8(0.6, short_lstm=0.5)))  # the LSTM fails even at T=50
+    assert_too_few_runs(analyze("L8", _l8(0.6, seeds=SEEDS)), 5)
+
+
 def _l9(accs, *, seeds=FIVE, task: str = "evidence", arch: str = "lstm", snr: float = 0.15) -> list[dict]:
     """Accuracy ``accs`` at T = 10, 50, 100, 500; evidence is solved within 0.05 of its Bayes accuracy
     Phi(snr sqrt T) (0.68, 0.86, 0.93, 0.9996), delayed recall at 0.95."""
@@ -510,16 +532,17 @@ def test_l9_an_under_trained_evidence_task_decides_nothing() -> None:
 
 
 def test_l10_padding() -> None:
-    def recs(level: float = 0.9) -> list[dict]:
+    def recs(level: float = 0.9, seeds=FIVE) -> list[dict]:
         return [
             train("L10", acc + jitter(s, 0.01), 0.5, threshold=level, seed=s, task="varlen_sum",
                   task_params={"padding": pad})
-            for s in SEEDS
+            for s in seeds
             for pad, acc in (("post", 0.6), ("pre", 0.9), ("masked", 0.92))
         ]  # fmt: skip
 
     good = recs()
     assert analyze("L10", good).verdict == CONFIRMED
+    assert_too_few_runs(analyze("L10", recs(seeds=SEEDS)), 5)
     assert_under_trained(analyze("L10", recs(level=0.95)))  # the control (masked) does not learn
     for r in good:
         if r["config"]["task_params"]["padding"] == "post":
@@ -711,9 +734,9 @@ def test_l9_nothing_learnt_decides_nothing() -> None:
 
 
 def test_l11_truncation_sound_only_for_recent_signal() -> None:
-    def recs(full_acc: float = 0.95) -> list[dict]:
+    def recs(full_acc: float = 0.95, seeds=FIVE) -> list[dict]:
         out = []
-        for s in SEEDS:
+        for s in seeds:
             for dist, cut_acc in ((10, 0.95), (900, 0.25)):
                 for cut, acc in ((200, cut_acc), (1000, full_acc)):
                     out.append(
@@ -731,6 +754,7 @@ def test_l11_truncation_sound_only_for_recent_signal() -> None:
     }
     assert res.verdict == PARTLY
     assert_under_trained(analyze("L11", recs(full_acc=0.5)))  # whole sequences, recent signal: not learnt
+    assert_too_few_runs(analyze("L11", recs(seeds=SEEDS)), 5)
 
 
 def test_l14_clipping_prevents_divergence() -> None:

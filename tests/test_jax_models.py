@@ -263,7 +263,7 @@ def test_fused_attention_equals_reference() -> None:
 
 def test_paths_that_cannot_apply_raise() -> None:
     lstm = tiny_spec("lstm")
-    with pytest.raises(PathUnavailable):  # no cuDNN recurrent path (and this is a CPU)
+    with pytest.raises(PathUnavailable):  # cuDNN's LSTM needs a CUDA device (this is a CPU)
         BE.build(lstm, lstm.init_params(0), precision="float32", path="on")
     tf = tiny_spec("transformer")
     with pytest.raises(PathUnavailable):  # the fused softmax is float32

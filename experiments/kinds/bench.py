@@ -129,4 +129,8 @@ def bench_cell(backend: Any, cell: Cell) -> CellResult:
         "final_loss": loss,
         **timing.host,  # load_avg_1m, cpu_over_wall, host_other_busy, host_steal, disturbed
     }
+    # why ``auto`` took a slower path (jax's LSTM off CUDA: scan, not cudnn), where the model says
+    reason = getattr(model, "path_reason", None)
+    if reason:
+        metrics["path_reason"] = str(reason)
     return CellResult(metrics=metrics, status="ok" if finite(loss) else "nan", path=path)

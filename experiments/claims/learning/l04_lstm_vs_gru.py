@@ -17,7 +17,7 @@ from experiments.claims.learning.common import (
     task_label,
     train_records,
 )
-from experiments.claims.learning.rules import judged
+from experiments.claims.learning.rules import judged, require_runs
 from experiments.claims.readings import L4_COMPARABLE
 from experiments.claims.registry import claim
 from experiments.claims.verdict import Part, describe, judge_direction
@@ -55,6 +55,10 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
 
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
         parts, summary = [], []
+        sizes: dict[str, set[int]] = {}  # per task, as the control takes each task's larger training set
+        for r in dev_recs:
+            if R.task_param(r, "n_train") is not None:
+                sizes.setdefault(task_label(r), set()).add(R.task_param(r, "n_train"))
         for (task, t, n_train), grecs in by(
             dev_recs, task_label, R.seq_len, lambda r: R.task_param(r, "n_train")
         ).items():
@@ -74,21 +78,19 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                 ]
             )
             j = judge_none(absolute(delta), L4_COMPARABLE.value, "|error gap|")
+            j = require_runs(j, delta.n, binary=False)
             parts.append(Part(f"{task} T={t} n={n_train}: comparable", describe(delta), j.verdict, j.reason))
             if t is not None and t > 500:
                 j = judge_direction(delta, null=0.0, sign=-1.0, what="GRU - LSTM (lower error is better)")
-                parts.append(Part(f"{task} T={t}: LSTM edge beyond 500", describe(delta), j.verdict, j.reason))
-            summary.append(f"{task} T={t} n={n_train}: GRU-LSTM error reduction {fmt(delta.value)}")
-        sizes = sorted({R.task_param(r, "n_train") for r in dev_recs if R.task_param(r, "n_train") is not None})
-        if sizes:
-            small = [r for r in dev_recs if R.task_param(r, "n_train") == sizes[0]]
-            sa = by(small, R.arch)
-            if "lstm" in sa and "gru" in sa:
-                delta = paired(sa["gru"], sa["lstm"], lambda r: -error(r))
+                j = require_runs(j, delta.n, binary=False)
+                name = f"{task} T={t} n={n_train}: LSTM edge beyond 500"
+                parts.append(Part(name, describe(delta), j.verdict, j.reason))
+            if len(sizes.get(task, ())) > 1 and n_train == min(sizes[task]):  # the task's small data
                 j = judge_direction(delta, null=0.0, what="GRU error reduction on small data")
-                parts.append(
-                    Part(f"small data (n={sizes[0]}): GRU slightly better", describe(delta), j.verdict, j.reason)
-                )
+                j = require_runs(j, delta.n, binary=False)
+                name = f"{task} T={t} small data (n={n_train}): GRU slightly better"
+                parts.append(Part(name, describe(delta), j.verdict, j.reason))
+            summary.append(f"{task} T={t} n={n_train}: GRU-LSTM error reduction {fmt(delta.value)}")
         return parts, "; ".join(summary)
 
     rows, parts = device_rows(okr, controlled(judge, control_records, sentences), combine_fn=judged)

@@ -14,10 +14,10 @@ from experiments.claims.learning.common import (
     task_label,
     train_records,
 )
-from experiments.claims.learning.rules import judged
+from experiments.claims.learning.rules import judged, require_runs
 from experiments.claims.readings import L7_ACF_LENGTH
 from experiments.claims.registry import claim
-from experiments.claims.verdict import CONFIRMED, PARTLY, REFUTED, Part, describe
+from experiments.claims.verdict import CONFIRMED, PARTLY, REFUTED, Judgement, Part, describe
 from experiments.records import fields as R
 from experiments.records.fields import Record
 from experiments.tasks.real import series_values
@@ -71,23 +71,16 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
             for w in sorted(ests):
                 table_rows.append([dev, task, a, w, describe(ests[w]), w == best, w == picked])
             inside = 20 <= best <= 100
-            parts.append(
-                Part(
-                    f"{task}: best window in 20-100",
-                    str(best),
-                    CONFIRMED if inside else REFUTED,
-                    f"best window {best} of {sorted(ests)}",
-                )
-            )
+            n = min(e.n for e in ests.values())  # runs behind the fewest-run window
+            why = f"best window {best} of {sorted(ests)}"
+            j = require_runs(Judgement(CONFIRMED if inside else REFUTED, why), n, binary=False)
+            parts.append(Part(f"{task}: best window in 20-100", str(best), j.verdict, j.reason))
             if picked is not None:
                 ok = ests[picked].bounds()[0] <= ests[best].bounds()[1]
+                why = f"best {best}, picked {picked}" + (" (intervals overlap)" if ok and picked != best else "")
+                j = require_runs(Judgement(CONFIRMED if picked == best else (PARTLY if ok else REFUTED), why), n, False)
                 parts.append(
-                    Part(
-                        f"{task}: autocorrelation picks it",
-                        f"acf lag {acf} -> window {picked}",
-                        CONFIRMED if picked == best else (PARTLY if ok else REFUTED),
-                        f"best {best}, picked {picked}" + (" (intervals overlap)" if ok and picked != best else ""),
-                    )
+                    Part(f"{task}: autocorrelation picks it", f"acf lag {acf} -> window {picked}", j.verdict, j.reason)
                 )
             panels.append(
                 Panel(

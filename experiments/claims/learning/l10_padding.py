@@ -16,7 +16,7 @@ from experiments.claims.learning.common import (
     task_label,
     train_records,
 )
-from experiments.claims.learning.rules import judged
+from experiments.claims.learning.rules import judged, require_runs
 from experiments.claims.registry import claim
 from experiments.claims.verdict import Part, describe, judge_direction
 from experiments.records import fields as R
@@ -65,6 +65,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                     continue
                 delta = paired(pads[fix], pads["post"], score)
                 j = judge_direction(delta, null=0.0, what=f"{fix} - post")
+                j = require_runs(j, delta.n, binary=False)
                 parts.append(Part(f"{task} ({a}): {fix} beats post", describe(delta), j.verdict, j.reason))
                 summary.append(f"{task} {fix}-post {fmt(delta.value)}")
         return parts, "; ".join(summary)

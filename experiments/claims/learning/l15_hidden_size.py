@@ -16,7 +16,7 @@ from experiments.claims.learning.common import (
     train_loss,
     train_records,
 )
-from experiments.claims.learning.rules import judged
+from experiments.claims.learning.rules import judged, require_runs
 from experiments.claims.registry import claim
 from experiments.claims.verdict import CONFIRMED, PARTLY, REFUTED, Judgement, Part, describe, judge_direction
 from experiments.records import fields as R
@@ -65,23 +65,26 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
             if best != keys[0]:
                 under = paired(hs[keys[0]], hs[best], error)
                 j = judge_direction(under, null=0.0, what=f"validation error H={keys[0]} - H={best}")
+                j = require_runs(j, under.n, binary=False)
                 parts.append(Part(f"{task}: smallest H underfits", describe(under), j.verdict, j.reason))
+            else:
+                why = f"the smallest H ({best}) has the lowest validation error"
+                j = require_runs(Judgement(REFUTED, why), min(e.n for e in va.values()), binary=False)
+                parts.append(Part(f"{task}: smallest H underfits", f"best H = {best}", j.verdict, j.reason))
             if best != keys[-1]:
                 over = paired(hs[keys[-1]], hs[best], error)
                 fits = paired(hs[keys[-1]], hs[best], train_loss)
                 j = judge_direction(over, null=0.0, what=f"validation error H={keys[-1]} - H={best}")
-                if j.verdict == CONFIRMED and fits.value > 0:
+                j = require_runs(j, over.n, binary=False)
+                if j.verdict == CONFIRMED and judge_direction(fits, null=0.0).verdict == CONFIRMED:
+                    j = Judgement(REFUTED, j.reason + f", but its train loss is higher ({describe(fits)}): not overfit")
+                elif j.verdict == CONFIRMED and fits.value > 0:
                     j = Judgement(PARTLY, j.reason + ", but its train loss is no lower: worse, not overfit")
                 parts.append(Part(f"{task}: largest H overfits", describe(over), j.verdict, j.reason))
             else:
-                parts.append(
-                    Part(
-                        f"{task}: largest H overfits",
-                        f"best H = {best}",
-                        REFUTED,
-                        f"the largest H ({best}) has the lowest validation error",
-                    )
-                )
+                why = f"the largest H ({best}) has the lowest validation error"
+                j = require_runs(Judgement(REFUTED, why), min(e.n for e in va.values()), binary=False)
+                parts.append(Part(f"{task}: largest H overfits", f"best H = {best}", j.verdict, j.reason))
             summary.append(f"{task}: best H {best}")
         return parts, "; ".join(summary)
 

@@ -17,7 +17,7 @@ from experiments.claims.learning.common import (
     task_label,
     train_records,
 )
-from experiments.claims.learning.rules import judged
+from experiments.claims.learning.rules import judged, require_runs
 from experiments.claims.readings import L16_DIMINISHING
 from experiments.claims.registry import claim
 from experiments.claims.verdict import Part, describe
@@ -56,6 +56,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                 deep = max(ds)
                 gain = paired(ds[4], ds[deep], error)
                 j = judge_none(gain, L16_DIMINISHING.value, f"error reduction {4}->{deep} layers")
+                j = require_runs(j, gain.n, binary=False)
                 parts.append(Part(f"{task}: beyond 4 layers", describe(gain), j.verdict, j.reason))
                 summary.append(f"{task}: 4->{deep} {fmt(gain.value)}")
         return parts, "; ".join(summary)

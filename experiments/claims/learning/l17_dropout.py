@@ -16,7 +16,7 @@ from experiments.claims.learning.common import (
     train_loss,
     train_records,
 )
-from experiments.claims.learning.rules import judged
+from experiments.claims.learning.rules import judged, require_runs
 from experiments.claims.registry import claim
 from experiments.claims.verdict import Part, describe, judge_direction
 from experiments.records import fields as R
@@ -58,6 +58,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                 if 0.2 <= p <= 0.5:
                     d = paired(ps[0.0], ps[p], error)
                     j = judge_direction(d, null=0.0, what=f"validation error at 0 - at {p}")
+                    j = require_runs(j, d.n, binary=False)
                     parts.append(
                         Part(f"{task}: dropout {p} lowers the validation error", describe(d), j.verdict, j.reason)
                     )
