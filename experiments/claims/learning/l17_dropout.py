@@ -18,7 +18,7 @@ from experiments.claims.learning.common import (
 )
 from experiments.claims.learning.rules import judged, require_runs
 from experiments.claims.registry import claim
-from experiments.claims.verdict import Part, describe, judge_direction
+from experiments.claims.verdict import CONFIRMED, INCONCLUSIVE, Part, Verdict, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
 
@@ -27,6 +27,19 @@ from experiments.records.fields import Record
 def control_records(recs: list[Record]) -> tuple[list[Record], str]:
     """No dropout."""
     return [r for r in recs if float(R.spec_field(r, "dropout", 0.0) or 0.0) == 0.0], "LSTM without dropout"
+
+
+UNRUN_HALF = "recurrent (same-mask) dropout works best on long sequences"
+
+
+def _half_run(parts: Sequence[Part]) -> Verdict:
+    """``judged``, with the claim's second half not run: the first half alone can refute the claim or
+    show it partly wrong, but cannot confirm it (a confirmed first half is inconclusive overall)."""
+    v = judged(parts)
+    if v.verdict != CONFIRMED:
+        return v
+    why = f"the first half holds ({v.reason}); the second, {UNRUN_HALF}, is not run"
+    return Verdict(INCONCLUSIVE, why, [*v.parts, Part(UNRUN_HALF, "not run", INCONCLUSIVE, "no model has it")])
 
 
 @claim(
@@ -65,7 +78,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                     summary.append(f"{task} p={p}: {fmt(d.value)}")
         return parts, "; ".join(summary)
 
-    rows, parts = device_rows(okr, controlled(judge, control_records, sentences), combine_fn=judged)
+    rows, parts = device_rows(okr, controlled(judge, control_records, sentences), combine_fn=_half_run)
     table = Table(
         "L17_dropout",
         "L17: final train loss and validation error by dropout (mean over seeds)",
