@@ -19,6 +19,7 @@ from experiments.claims.verdict import CONFIRMED, INCONCLUSIVE, NOT_RUN, PARTLY,
 
 FIVE = tuple(range(5))  # rules.MIN_CONTINUOUS_RUNS
 FOUR = tuple(range(4))  # one run short of it
+TWENTY = tuple(range(20))  # rules.MIN_BINARY_RUNS
 
 Records = list[dict[str, Any]]
 
@@ -267,14 +268,23 @@ def test_l15_control_and_runs() -> None:
 # -- L16: depth -------------------------------------------------------------------------------------
 
 
-def _l16(errs: dict[int, float], *, task: str = "digits", seeds: tuple[int, ...] = FIVE) -> Records:
+def _l16(
+    errs: dict[int, float],
+    *,
+    task: str = "digits",
+    seeds: tuple[int, ...] = FIVE,
+    stuck: dict[int, int] | None = None,
+    stuck_acc: float = 0.5,
+) -> Records:
     """As claim_l16_standard: a stacked LSTM (H=64) of each depth on digits (8 rows, accuracy solved at
-    0.9; or JapaneseVowels, 29 steps, ``task="ucr"``) with validation error ``errs[layers]``. The control:
-    one layer."""
+    0.9; or JapaneseVowels, 29 steps, ``task="ucr"``) with validation error ``errs[layers]``; at depth d,
+    the first ``stuck[d]`` seeds do not learn (accuracy ``stuck_acc``). The control: one layer."""
     t, params = (8, {"normalize": "minmax", "seq_len": 8}) if task == "digits" else (29, {"dataset": "JapaneseVowels"})
+    stuck = stuck or {}
     return [
-        train("L16", 1 - e + jitter(s + (d > 4), 0.003), 0.1, threshold=0.9, seed=s, task=task, seq_len=t, hidden=64,
-              batch=32, spec={"num_layers": d}, task_params=params, metrics=_accuracy(0.01))
+        train("L16", (stuck_acc if s < stuck.get(d, 0) else 1 - e) + jitter(s + (d > 4), 0.003), 0.1, threshold=0.9,
+              seed=s, task=task, seq_len=t, hidden=64, batch=32, spec={"num_layers": d}, task_params=params,
+              metrics=_accuracy(0.01))
         for d, e in errs.items()
         for s in seeds
     ]  # fmt: skip
@@ -285,16 +295,28 @@ GAINS_BEYOND_4 = {1: 0.09, 2: 0.08, 3: 0.07, 4: 0.06, 5: 0.03, 6: 0.01}
 
 
 def test_l16_diminishing_returns_beyond_4() -> None:
-    res = analyze("L16", _l16(FLAT_BEYOND_4))
+    # 20 runs a side: no gain beyond 4 layers, and 8 of 20 six-layer runs stuck (4 layers: none)
+    res = analyze("L16", _l16(FLAT_BEYOND_4, seeds=TWENTY, stuck={6: 8}))
     assert res.verdict == CONFIRMED, _reason(res)
     part = _parts(res)["digits: beyond 4 layers"]
     assert "4->6 layers" in part.reason  # 4 against the deepest, not the next
-    refuted = analyze("L16", _l16(GAINS_BEYOND_4))  # 0.05 less error at 6 layers than at 4
+    assert _parts(res)["digits: harder to train beyond 4 layers"].measured == "8/20 vs 0/20"
+    # a clear gain beyond 4 layers, and the deep runs no harder to train (4 layers stuck more often)
+    refuted = analyze("L16", _l16(GAINS_BEYOND_4, seeds=TWENTY, stuck={4: 8}))
     assert refuted.verdict == REFUTED, _reason(refuted)
+    # harder to train (6 of 20 six-layer runs end just short of 0.9), yet a clear gain beyond 4 layers
+    partly = analyze("L16", _l16({1: 0.05, 4: 0.08, 6: 0.0}, seeds=TWENTY, stuck={6: 6}, stuck_acc=0.88))
+    assert partly.verdict == PARTLY, _reason(partly)
+    assert _parts(partly)["digits: harder to train beyond 4 layers"].verdict == CONFIRMED
+    # 5 runs: "harder to train" is a solve-or-not outcome and cannot be decided
+    five = analyze("L16", _l16(FLAT_BEYOND_4, stuck={6: 4}, stuck_acc=0.88))  # 4/5 vs 0/5 would decide
+    assert five.verdict == INCONCLUSIVE and "5 runs < the 20" in _reason(five), _reason(five)
     # the full grid's two tasks disagreeing
-    both = analyze("L16", _l16(FLAT_BEYOND_4) + _l16(GAINS_BEYOND_4, task="ucr"))
-    assert both.verdict == PARTLY, _reason(both)
+    both = analyze(
+        "L16", _l16(FLAT_BEYOND_4, seeds=TWENTY, stuck={6: 8}) + _l16(GAINS_BEYOND_4, task="ucr", seeds=TWENTY)
+    )
     assert _parts(both)["ucr:JapaneseVowels: beyond 4 layers"].verdict == REFUTED
+    assert both.verdict == INCONCLUSIVE, _reason(both)  # ucr's "harder to train" undecided (0/20 vs 0/20)
     # a sweep that stops at 4 layers measures nothing beyond them
     assert analyze("L16", _l16({d: FLAT_BEYOND_4[d] for d in (1, 2, 3, 4)})).verdict == NOT_RUN
 

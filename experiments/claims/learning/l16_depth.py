@@ -12,6 +12,7 @@ from experiments.claims.learning.common import (
     failed,
     finish,
     judge_none,
+    learnt,
     paired,
     seed_mean,
     task_label,
@@ -20,7 +21,8 @@ from experiments.claims.learning.common import (
 from experiments.claims.learning.rules import judged, require_runs
 from experiments.claims.readings import L16_DIMINISHING
 from experiments.claims.registry import claim
-from experiments.claims.verdict import Part, describe
+from experiments.claims.stats import proportion_difference
+from experiments.claims.verdict import Part, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
 
@@ -59,6 +61,14 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                 j = require_runs(j, gain.n, binary=False)
                 parts.append(Part(f"{task}: beyond 4 layers", describe(gain), j.verdict, j.reason))
                 summary.append(f"{task}: 4->{deep} {fmt(gain.value)}")
+                # "harder to train": runs that did not learn (diverged, or short of the solved level), a
+                # solve-or-not outcome, deepest vs 4 layers (Newcombe; 20 runs a side to decide)
+                k_deep, k_4 = (sum(not learnt(r) for r in ds[d]) for d in (deep, 4))
+                hard = proportion_difference(k_deep, len(ds[deep]), k_4, len(ds[4]))
+                j = judge_direction(hard, null=0.0, what=f"not-learnt rate {deep} - 4 layers")
+                j = require_runs(j, hard.n, binary=True)
+                name = f"{task}: harder to train beyond 4 layers"
+                parts.append(Part(name, f"{k_deep}/{len(ds[deep])} vs {k_4}/{len(ds[4])}", j.verdict, j.reason))
         return parts, "; ".join(summary)
 
     rows, parts = device_rows(okr, controlled(judge, control_records, sentences), combine_fn=judged)
@@ -67,7 +77,9 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
     )
     text = (
         "Claimed: more than 4 stacked layers gives diminishing returns "
-        f"(here: under {L16_DIMINISHING.value:g} error reduction)."
+        f"(here: under {L16_DIMINISHING.value:g} error reduction) and is harder to train (here: more runs that "
+        "do not learn, i.e. diverge or end short of the solved level, than at 4 layers; a solve-or-not "
+        "outcome, decided on 20 runs a side)."
     )
     text += " " + " ".join(sentences)
     return finish("L16", rows, parts, [table], [], text, recs)
