@@ -147,7 +147,7 @@ def test_the_committed_sizing_records_give_budgets() -> None:
 @pytest.mark.parametrize("name", _standard_train_grids())
 def test_standard_grids_train_at_the_sizing_budget(name: str) -> None:
     """Each cell at its sizing key's budget: its steps, and its lr unless the grid sweeps lr (L13). A grid
-    that says why it may not (claim_l14_standard: divergence within 500 steps) is in budgets.BUDGET_EXEMPT."""
+    that says why it may not is in budgets.BUDGET_EXEMPT (none today)."""
     if name in getattr(budgets_mod, "BUDGET_EXEMPT", ()):
         pytest.skip(f"{name}: exempt from the sizing budget (budgets.BUDGET_EXEMPT)")
     grid = load_grid(name)

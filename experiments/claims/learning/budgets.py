@@ -33,9 +33,7 @@ BUDGET_FROM: dict[str, str] = {
     "claim_l8_standard": "delayed_recall (forget N=T)",
 }
 # Grids that do not train to a learning budget at all, and why.
-BUDGET_EXEMPT: dict[str, str] = {
-    "claim_l14_standard": "divergence is the outcome: 500 steps of SGD at lr 0.1 show it or not",
-}
+BUDGET_EXEMPT: dict[str, str] = {}
 MARGIN = 1.5
 MIN_STEPS = 1000
 
@@ -57,17 +55,22 @@ class Budget:
     steps: int
     per_lr: tuple[LrSizing, ...]
     sized: bool = True  # False: no learning rate solved 90% of the control runs within the cap
+    optimizer: str = "adam"
 
     def describe(self) -> str:
-        text = f"Adam lr {fmt(self.lr)}, {self.steps} steps (sizing run: {self.setting}"
+        name = {"adam": "Adam", "sgd": "SGD (momentum)"}.get(self.optimizer, self.optimizer)
+        text = f"{name} lr {fmt(self.lr)}, {self.steps} steps (sizing run: {self.setting}"
         if not self.sized:
             return f"{text}; no learning rate solved 90% of its runs within the cap: the cap, best lr)"
         return f"{text}; 90% solved by step {fmt(min(z.s90 for z in self.per_lr))}, x{MARGIN:g})"
 
 
 def sizing_key(rec: Record) -> str:
-    """What a budget is for: the task (and series), and whether the forget gate starts from a retention length."""
+    """What a budget is for: the task (and series), the optimizer where it is not Adam (a budget for
+    SGD is another budget), and whether the forget gate starts from a retention length."""
     task = str(R.cfg(rec, "task")) + (f":{R.task_param(rec, 'series')}" if R.task_param(rec, "series") else "")
+    optimizer = str(R.opt(rec, "name") or "adam")
+    task += f" ({optimizer})" if optimizer != "adam" else ""
     return f"{task} (forget N=T)" if R.spec_field(rec, "forget_retention") is not None else task
 
 
@@ -108,14 +111,15 @@ def choose(records: Sequence[Record]) -> dict[str, Budget]:
             sizings.append(LrSizing(lr, len(steps), sum(math.isfinite(s) for s in steps), s90(steps), cap))
         first = trecs[0]
         setting = f"{R.arch(first).upper()} H={R.size(first)} B={R.cfg(first, 'batch')}, T={R.seq_len(first)}"
+        optimizer = str(R.opt(first, "name") or "adam")
         best = min(sizings, key=lambda z: (z.s90, z.lr))
         if math.isfinite(best.s90):
             every = int(R.setting(first, "eval_every") or 1)
             steps = max(MIN_STEPS, int(math.ceil(MARGIN * best.s90 / every) * every))
-            out[task] = Budget(task, setting, best.lr, steps, tuple(sizings))
+            out[task] = Budget(task, setting, best.lr, steps, tuple(sizings), optimizer=optimizer)
         else:
             most = max(sizings, key=lambda z: (z.solved, -z.lr))
-            out[task] = Budget(task, setting, most.lr, most.cap, tuple(sizings), sized=False)
+            out[task] = Budget(task, setting, most.lr, most.cap, tuple(sizings), sized=False, optimizer=optimizer)
     return out
 
 

@@ -7,11 +7,20 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult, Table, fmt, not_run
 from experiments.claims.common import by, device_rows
-from experiments.claims.learning.common import controlled, failed, finish, train_records
+from experiments.claims.learning.common import (
+    controlled,
+    failed,
+    finish,
+    paired,
+    score,
+    seed_mean,
+    task_label,
+    train_records,
+)
 from experiments.claims.learning.rules import judged, require_runs
 from experiments.claims.registry import claim
 from experiments.claims.stats import proportion_difference, wilson
-from experiments.claims.verdict import INCONCLUSIVE, Part, describe, judge_direction
+from experiments.claims.verdict import Part, describe, judge_direction
 from experiments.records import fields as R
 from experiments.records.fields import Record
 
@@ -47,45 +56,54 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
 
     def judge(dev_recs: list[Record], dev: str) -> tuple[list[Part], str]:
         parts, summary = [], []
-        for (a, lr), arecs in by(dev_recs, R.arch, lambda r: float(R.opt(r, "lr"))).items():
-            clip = by(arecs, clip_of)
-            if None not in clip or len(clip) < 2:
-                continue
-            off = clip[None]
-            for c, crecs in clip.items():
-                if c is None:
+        for (task, a), trecs in by(dev_recs, task_label, R.arch).items():
+            lrs = by(trecs, lambda r: float(R.opt(r, "lr")))
+            high = max(lrs)
+            for lr, arecs in sorted(lrs.items()):
+                clip = by(arecs, clip_of)
+                if None not in clip or len(clip) < 2:
                     continue
-                r_off = wilson(sum(failed(r) for r in off), len(off))
-                r_on = wilson(sum(failed(r) for r in crecs), len(crecs))
-                k_off, k_on = sum(failed(r) for r in off), sum(failed(r) for r in crecs)
-                est = proportion_difference(k_off, len(off), k_on, len(crecs))  # Newcombe's interval
-                table_rows.append([dev, a, lr, c, describe(r_off), describe(r_on), describe(est)])
-                if r_off.value == 0 and r_on.value == 0:
-                    parts.append(
-                        Part(
-                            f"{a} lr={lr:g}: clip {c:g}",
-                            "no run diverged either way",
-                            INCONCLUSIVE,
-                            "nothing exploded without clipping: a higher lr or longer T decides",
-                        )
+                off = clip[None]
+                for c, crecs in clip.items():
+                    if c is None:
+                        continue
+                    k_off, k_on = sum(failed(r) for r in off), sum(failed(r) for r in crecs)
+                    r_off, r_on = wilson(k_off, len(off)), wilson(k_on, len(crecs))
+                    est = proportion_difference(k_off, len(off), k_on, len(crecs))  # Newcombe's interval
+                    gain = paired(crecs, off, score)  # clipped - unclipped final validation metric, by seed
+                    sign = 1.0 if R.metric(crecs[0], "higher_is_better", True) else -1.0
+                    acc_off, acc_on = seed_mean(off, score), seed_mean(crecs, score)
+                    table_rows.append(
+                        [dev, task, a, lr, c, describe(r_off), describe(r_on), describe(acc_off), describe(acc_on)]
                     )
-                    continue
-                j = judge_direction(est, null=0.0, what="divergence rate without - with clipping")
-                j = require_runs(j, min(len(off), len(crecs)), binary=True)
-                parts.append(Part(f"{a} lr={lr:g}: clip {c:g}", describe(est), j.verdict, j.reason))
-                summary.append(f"{a} lr={lr:g}: {fmt(r_off.value)} -> {fmt(r_on.value)}")
+                    name = f"{task} {a} lr={lr:g}: clip {c:g}"
+                    # decides at the highest lr only (where gradients explode, if anywhere); a lower lr is shown
+                    j = judge_direction(gain, null=0.0, sign=sign, what="final metric with - without clipping")
+                    j = require_runs(j, gain.n, binary=False)
+                    parts.append(Part(f"{name}: final metric", describe(gain), j.verdict, j.reason, decides=lr == high))
+                    if k_off or k_on:  # blow-ups themselves: a solve-or-not count, shown beside
+                        j = judge_direction(est, null=0.0, what="divergence rate without - with clipping")
+                        j = require_runs(j, min(len(off), len(crecs)), binary=True)
+                        parts.append(Part(f"{name}: divergence", describe(est), j.verdict, j.reason, decides=False))
+                    summary.append(f"{a} lr={lr:g}: {fmt(acc_off.value)} -> {fmt(acc_on.value)}")
         return parts, "; ".join(summary)
 
     rows, parts = device_rows(okr, controlled(judge, control_records, sentences), combine_fn=judged)
     table = Table(
         "L14_clipping",
-        "L14: share of runs that diverged (loss NaN or 100x its first value), with and without clipping",
-        ["device", "arch", "lr", "clip_norm", "diverged without", "diverged with", "difference"],
+        "L14: runs that diverged (loss NaN or 100x its first value) and the final validation metric (mean over "
+        "seeds), without and with clipping",
+        ["device", "task", "arch", "lr", "clip_norm", "diverged without", "diverged with", "metric without",
+         "metric with"],
         table_rows,
-    )
+    )  # fmt: skip
     text = (
-        "Claimed: clipping the gradient norm at 1 prevents exploding gradients. Measured as the share of runs "
-        f"that diverge; a clip_norm of {NO_CLIP:g} or more never binds and stands for no clipping."
+        "Claimed: clipping the gradient norm at 1 prevents exploding gradients. Measured at a learning rate "
+        "high enough for gradients to explode (the highest of the grid): the final validation metric with "
+        "clipping against without, paired by seed (a run that diverged scores the trivial predictor's); the "
+        "share of runs that diverge outright is shown beside it, and the lower learning rate (the sized one, "
+        "where the control must learn) is shown, not judged. A clip_norm of "
+        f"{NO_CLIP:g} or more never binds and stands for no clipping."
     )
     text += " " + " ".join(sentences)
     return finish("L14", rows, parts, [table], [], text, recs)
