@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 from typing import NoReturn
@@ -62,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished cells are stored; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``seqbench run --dry-run | head``): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit would raise again
+        return 141  # 128 + SIGPIPE, as a shell reports a process killed by it
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -181,3 +181,18 @@ def test_run_fails_while_stored_errors_remain(tmp_path: Path, fake, capsys) -> N
     ok = write_grid(tmp_path, "ok", CELL.format(hidden=32))
     assert main(["run", str(ok), "--results", str(tmp_path / "r")]) == 0
     assert "stored with status error" not in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """``seqbench run --dry-run | head -1``: the closed pipe ends the command with 141, no traceback."""
+    import subprocess
+    import sys
+
+    # the full preset's dry run prints ~160 KB, more than a pipe holds: the write must meet the closed pipe
+    code = "import sys; from experiments.cli import main; sys.exit(main(['run', '--preset', 'full', '--dry-run']))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()  # the first line, then the reader goes away
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
