@@ -129,7 +129,8 @@ def sizing(records: Sequence[Record]) -> list[str]:
     return [
         "### Budgets: the sizing run",
         "",
-        "Every learning claim trains at a budget (Adam learning rate and steps) chosen from data, not by hand "
+        "Every learning claim trains at a budget (learning rate and steps, per task and optimizer: Adam, and SGD "
+        "with momentum for L14) chosen from data, not by hand "
         "(`experiments/claims/learning/budgets.py`): each task's positive-control arm (an LSTM, H=64, B=32, at the "
         "shortest T) trains at three learning rates, 5 seeds each, and stops when solved; the chosen rate gets "
         "90% of its runs solved soonest, and the budget is 1.5x that step (at least 1000). A task none of whose "
