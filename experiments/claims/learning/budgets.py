@@ -58,7 +58,7 @@ class Budget:
     optimizer: str = "adam"
 
     def describe(self) -> str:
-        name = {"adam": "Adam", "sgd": "SGD (momentum)"}.get(self.optimizer, self.optimizer)
+        name = {"adam": "Adam", "sgd": "SGD"}.get(self.optimizer, self.optimizer)
         text = f"{name} lr {fmt(self.lr)}, {self.steps} steps (sizing run: {self.setting}"
         if not self.sized:
             return f"{text}; no learning rate solved 90% of its runs within the cap: the cap, best lr)"

@@ -190,11 +190,14 @@ def values(recs: Sequence[Record], fn: Callable[[Record], Any]) -> str:
     return ", ".join(fmt(v) if isinstance(v, float) else str(v) for v in seen)
 
 
+OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD", "adamw": "AdamW"}  # as the paper writes them
+
+
 def budget(recs: Sequence[Record]) -> str:
     """The training budget the records ran at: steps, optimizer and lr, sizes, batch, train-set size."""
     if not recs:
         return "-"
-    opt = {str(R.opt(r, "name", "adam")).capitalize() for r in recs}
+    opt = {OPTIMIZER_NAMES.get(str(R.opt(r, "name", "adam")), str(R.opt(r, "name"))) for r in recs}
     n_train = values(recs, lambda r: R.task_param(r, "n_train"))
     return (
         f"{values(recs, lambda r: R.setting(r, 'steps'))} steps, {'/'.join(sorted(opt))} lr "
