@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from experiments.claims.base import Table, fmt
-from experiments.claims.learning.rules import MAX_CONTROL_FAILURES
+from experiments.claims.learning.rules import MAX_CONTROL_FAILURES, OPTIMIZER_NAMES
 from experiments.records import fields as R
 from experiments.records.fields import Record
 
@@ -58,7 +58,7 @@ class Budget:
     optimizer: str = "adam"
 
     def describe(self) -> str:
-        name = {"adam": "Adam", "sgd": "SGD"}.get(self.optimizer, self.optimizer)
+        name = OPTIMIZER_NAMES.get(self.optimizer, self.optimizer)
         text = f"{name} lr {fmt(self.lr)}, {self.steps} steps (sizing run: {self.setting}"
         if not self.sized:
             return f"{text}; no learning rate solved 90% of its runs within the cap: the cap, best lr)"

@@ -21,7 +21,7 @@ import numpy as np
 
 from experiments.claims import common as claims_common
 from experiments.claims.base import fmt
-from experiments.claims.learning.rules import control
+from experiments.claims.learning.rules import OPTIMIZER_NAMES, control
 from experiments.claims.stats import Estimate, mean_ci
 from experiments.claims.verdict import CONFIRMED, INCONCLUSIVE, NOT_RUN, REFUTED, Judgement, describe
 from experiments.records import fields as R
@@ -188,9 +188,6 @@ def values(recs: Sequence[Record], fn: Callable[[Record], Any]) -> str:
     """The distinct values of fn over records, sorted, as "a, b, c"."""
     seen = sorted({fn(r) for r in recs}, key=lambda v: (v is None, str(type(v)), v if v is not None else 0))
     return ", ".join(fmt(v) if isinstance(v, float) else str(v) for v in seen)
-
-
-OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD", "adamw": "AdamW"}  # as the paper writes them
 
 
 def budget(recs: Sequence[Record]) -> str:

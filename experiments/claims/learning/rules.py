@@ -40,6 +40,7 @@ MAX_CONTROL_FAILURES = 0.10
 MIN_BINARY_RUNS = 20
 MIN_CONTINUOUS_RUNS = 5
 CONTROL_PART = "positive control"
+OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD", "adamw": "AdamW"}  # as the paper writes them
 
 
 def runs(recs: Sequence[Record]) -> dict[tuple[str, int], list[Record]]:
