@@ -363,6 +363,21 @@ def _l2(reduction: float, *, seeds=FIVE, task: str = "adding", control_error: fl
     return out
 
 
+def test_l2_arms_that_both_learnt_nothing_decide_nothing() -> None:
+    """At a T where every bias stays at the trivial predictor (as at T=400 within the adding budget), the
+    errors agree because nothing learnt: neither "no effect" (refuted) nor an effect may be read."""
+    floor = [
+        train("L2", 0.16 * (1 + jitter(s + (b > 0), 0.001)), 0.16, threshold=0.01, seed=s, task="adding",
+              seq_len=400, spec={"forget_bias": b}, head_kind="regress")
+        for s in FIVE
+        for b in (0.0, 1.0)
+    ]  # fmt: skip
+    res = analyze("L2", _l2(0.10) + floor)
+    part = _parts(res)["adding T=400: bias 1 vs 0"]
+    assert part.verdict == INCONCLUSIVE and "no arm learnt" in part.reason, part.reason
+    assert res.verdict == INCONCLUSIVE  # without the floor rule this part would refute "no effect"
+
+
 def test_l2_forget_bias() -> None:
     res = analyze("L2", _l2(0.10))
     assert res.verdict == CONFIRMED, _reason(res)  # 10% lower error, inside 5-15%

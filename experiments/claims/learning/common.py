@@ -66,6 +66,20 @@ def rel_error(rec: Record) -> float:
     return error(rec) / base_err if base_err else math.nan
 
 
+FLOOR = 0.9  # an arm whose mean error is still >= 90% of the trivial predictor's has learnt nothing
+
+
+def unless_at_floor(j: Judgement, *arms: Sequence[Record]) -> Judgement:
+    """``j``, unless every arm is still at the trivial predictor (mean ``rel_error`` >= ``FLOOR``): two
+    arms that both learnt nothing show no difference whatever the claim, so neither "no effect" nor an
+    effect can be read from them (e.g. every forget bias at T=400 within the adding budget)."""
+    means = [seed_mean(a, rel_error).value for a in arms if a]
+    if not means or not all(m >= FLOOR for m in means):
+        return j
+    why = f"no arm learnt (error >= {FLOOR:g} of the trivial predictor's in each): the budget cannot show a difference"
+    return Judgement(INCONCLUSIVE, f"{j.reason}; but {why}")
+
+
 def curve(rec: Record, name: str) -> tuple[list[float], list[float]]:
     """A train cell's curve (``metrics["curves"][name]``: steps and values); empty when absent."""
     data = (rec.get("metrics", {}).get("curves") or {}).get(name) or {}

@@ -29,6 +29,7 @@ from experiments.claims.learning.common import (
     seeds_note,
     task_label,
     train_records,
+    unless_at_floor,
 )
 from experiments.claims.learning.rules import control, gate, judged, require_runs, runs, solve_rate
 from experiments.claims.registry import claim
@@ -115,6 +116,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                     rel = _reduction(groups, arm)
                     n = min(len(runs(groups[0.0])), len(runs(groups[arm])))
                     j = require_runs(judge_range(rel, (0.05, 0.15), null=0.0), n, binary=False)
+                    j = unless_at_floor(j, groups[0.0], groups[arm])
                     name = f"{task} T={t}: bias {arm:g} vs 0"
                     task_parts.append(Part(name, describe(rel), j.verdict, j.reason, decides=deciding))
                     if deciding:

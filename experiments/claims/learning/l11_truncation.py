@@ -15,6 +15,7 @@ from experiments.claims.learning.common import (
     seed_mean,
     task_label,
     train_records,
+    unless_at_floor,
 )
 from experiments.claims.learning.rules import judged, require_runs
 from experiments.claims.readings import L11_SOUND
@@ -73,6 +74,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                 row = [dev, task, dist, cut, describe(seed_mean(full, score)), describe(seed_mean(crecs, score))]
                 table_rows.append([*row, describe(delta)])
                 j = judge_none(delta.map(lambda v: -v), L11_SOUND.value, "loss from truncation")
+                j = unless_at_floor(j, crecs, full)
                 j = require_runs(j, delta.n, binary=False)
                 name = f"{task}: signal {dist} steps back, keep the last {cut}"
                 parts.append(Part(name, describe(delta), j.verdict, j.reason))

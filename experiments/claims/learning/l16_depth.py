@@ -17,6 +17,7 @@ from experiments.claims.learning.common import (
     seed_mean,
     task_label,
     train_records,
+    unless_at_floor,
 )
 from experiments.claims.learning.rules import judged, require_runs
 from experiments.claims.readings import L16_DIMINISHING
@@ -58,6 +59,7 @@ def analyze(records: Sequence[Record]) -> ClaimResult:
                 deep = max(ds)
                 gain = paired(ds[4], ds[deep], error)
                 j = judge_none(gain, L16_DIMINISHING.value, f"error reduction {4}->{deep} layers")
+                j = unless_at_floor(j, ds[4], ds[deep])
                 j = require_runs(j, gain.n, binary=False)
                 parts.append(Part(f"{task}: beyond 4 layers", describe(gain), j.verdict, j.reason))
                 summary.append(f"{task}: 4->{deep} {fmt(gain.value)}")
