@@ -228,3 +228,10 @@ def test_t975_textbook_values() -> None:
     assert [round(t975(d), 3) for d in (1, 2, 4, 9, 19)] == [12.706, 4.303, 2.776, 2.262, 2.093]
     assert t975(10**7) == pytest.approx(1.95996, abs=1e-4)
     assert math.isnan(t975(0))
+
+
+def test_a_decreasing_map_keeps_the_lower_bound_lower() -> None:
+    from experiments.claims.stats import Estimate
+
+    neg = Estimate(0.5, 0.2, 0.9, n=5).map(lambda v: -v)
+    assert (neg.value, neg.lo, neg.hi) == (-0.5, -0.9, -0.2)

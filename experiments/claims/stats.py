@@ -51,8 +51,9 @@ class Estimate:
         return (self.lo, self.hi) if self.has_ci else (self.value, self.value)
 
     def map(self, fn) -> Estimate:
-        """Apply a monotone increasing function to the value and both bounds."""
-        lo, hi = (fn(self.lo), fn(self.hi)) if self.has_ci else (math.nan, math.nan)
+        """Apply a monotone function to the value and both bounds (a decreasing one, e.g. negation,
+        swaps which bound is the lower)."""
+        lo, hi = sorted((fn(self.lo), fn(self.hi))) if self.has_ci else (math.nan, math.nan)
         return Estimate(fn(self.value), lo, hi, self.n, self.method)
 
 
