@@ -776,38 +776,19 @@ def _l14(clip_gain: float, *, seeds=FIVE, control_acc: float = 0.93, diverged_of
     """Sequential digits (accuracy, solved at 0.9, baseline 0.1), SGD: RNN and LSTM at the sized lr 0.1
     (the clipped LSTM there is the control, at ``control_acc``) and at the high lr 0.3, where the clipped
     runs end ``clip_gain`` above the unclipped ones; the first ``diverged_off`` unclipped runs diverge."""
+
+    def cell(acc: float, arch: str, seed: int, lr: float, clip: float, status: str = "ok") -> dict:
+        opt = {"name": "sgd", "lr": lr, "clip_norm": clip}
+        return train("L14", acc, 0.1, threshold=0.9, seed=seed, arch=arch, task="digits", seq_len=64,
+                     status=status, optimizer=opt)  # fmt: skip
+
     out = []
     for s in seeds:
         for arch in ("rnn", "lstm"):
             for lr, clip, acc in ((0.1, 1.0, control_acc), (0.1, 1e9, control_acc), (0.3, 1.0, 0.5 + clip_gain)):
-                out.append(
-                    train(
-                        "L14",
-                        acc + jitter(s, 0.005),
-                        0.1,
-                        threshold=0.9,
-                        seed=s,
-                        arch=arch,
-                        task="digits",
-                        seq_len=64,
-                        optimizer={"name": "sgd", "lr": lr, "clip_norm": clip},
-                    )
-                )
+                out.append(cell(acc + jitter(s, 0.005), arch, s, lr, clip))
             status = "diverged" if s < diverged_off else "ok"
-            out.append(
-                train(
-                    "L14",
-                    0.5 + jitter(s + 1, 0.005),
-                    0.1,
-                    threshold=0.9,
-                    seed=s,
-                    arch=arch,
-                    task="digits",
-                    seq_len=64,
-                    status=status,
-                    optimizer={"name": "sgd", "lr": 0.3, "clip_norm": 1e9},
-                )
-            )
+            out.append(cell(0.5 + jitter(s + 1, 0.005), arch, s, 0.3, 1e9, status))
     return out  # fmt: skip
 
 
