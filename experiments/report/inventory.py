@@ -136,8 +136,9 @@ def preset_cost_table(store: Stored, planned: dict[str, int | None]) -> Table:
     on the devices they name). A cell run by two presets counts in each; a cell's wall time
     includes its worker's start and, on a shared host, the waits the load caused."""
     rows = []
-    for preset in sorted({p for ps in raw_lists("presets").values() for p in ps}):
-        grids = [g for g, ps in raw_lists("presets").items() if preset in ps]
+    presets = raw_lists("presets")  # read the grid files once, not once per preset
+    for preset in sorted({p for ps in presets.values() for p in ps}):
+        grids = [g for g, ps in presets.items() if preset in ps]
         plan = [planned.get(g) for g in grids]
         done = sum(store.records(g) for g in grids)
         ok = sum(store.statuses.get(g, Counter()).get("ok", 0) for g in grids)
