@@ -42,6 +42,13 @@ from jax_impl.layers import (
 )
 
 
+def _flushes_subnormals(dev: Any) -> bool:
+    """Whether XLA flushes float32 subnormals to zero on ``dev`` (XLA:CPU does; measured, not assumed):
+    1e-36 x 1e-3 is 1e-39, a subnormal, or 0 where flushed."""
+    x = jax.device_put(jnp.float32(1e-36), dev)
+    return bool(jax.jit(lambda a: a * jnp.float32(1e-3))(x) == 0)
+
+
 def _model_of(state_or_model: Any) -> SequenceModel:
     return state_or_model.model if isinstance(state_or_model, optim.TrainState) else state_or_model
 
@@ -262,6 +269,7 @@ class JaxBackend:
             "matmul_precision": MATMUL_PRECISION[precision],
             "x64": bool(jax.config.jax_enable_x64),
             "cpu_count": available_cores(),
+            "flush_denormal": _flushes_subnormals(dev),  # torch_impl/backend.py flushes to match XLA:CPU
             # > 1: training steps split each batch over this many CPU devices (jax_impl/optim.py)
             "cpu_devices": len(jax.devices("cpu")) if device == "cpu" else None,
         }

@@ -129,8 +129,9 @@ def _complete_budgets() -> dict[str, Budget]:
 
 
 def _standard_train_grids() -> list[str]:
+    """The CPU learning grids: ``standard``'s and ``extended``'s (the rows shown beside them)."""
     out = []
-    for name in grids_in_preset("standard"):
+    for name in sorted({*grids_in_preset("standard"), *grids_in_preset("extended")}):
         grid = load_grid(name)
         if grid.kind == "train" and SIZING_CLAIM not in grid.claim_ids:
             out.append(name)

@@ -189,6 +189,22 @@ def test_verdict_rows_name_their_preset(tmp_path: Path) -> None:
     assert row.endswith("| cpu (Test CPU) | provisional (quick) |")
     not_run = next(line for line in (results / "claims.md").read_text().splitlines() if line.startswith("| L4 |"))
     assert not_run.endswith("| - |")
+    paper = (tmp_path / "paper" / "paper.md").read_text()
+    assert "Verdict rows by the presets of the grids behind them: provisional (quick): 1 (L9)." in paper
+    assert "Verdict rows of L9 rest on the `quick` preset alone" in paper  # the limitations say which
+
+
+def test_the_abstract_names_the_presets_its_verdicts_rest_on(tmp_path: Path) -> None:
+    """Rows from a standard grid are not called provisional, nor are its records said to be quick's."""
+    results = tmp_path / "results"
+    (results / "run").mkdir(parents=True)
+    recs = _l9_records("claim_l6_l9_standard")
+    (results / "run" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    write_report(results, tmp_path / "paper")
+    paper = (tmp_path / "paper" / "paper.md").read_text()
+    assert "Verdict rows by the presets of the grids behind them: standard: 1 (L9)." in paper
+    assert "provisional" not in paper.split("## 1. The suite")[0]
+    assert "rest on the `quick` preset alone" not in paper
 
 
 def test_grid_counts_equal_the_records_in_each_file(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from experiments.records import fields as R
 from experiments.records.fields import Record
 
 QUICK = "quick"  # the CPU preset of tiny budgets: verdicts from it alone are provisional
+PROVISIONAL = f"provisional ({QUICK})"  # the preset label of a verdict decided from quick grids alone
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ def presets_label(grids: Sequence[str], presets: dict[str, list[str]]) -> str:
     if not grids:
         return "-"
     if all(presets.get(g) == [QUICK] for g in grids):
-        return f"provisional ({QUICK})"
+        return PROVISIONAL
     names = sorted({p for g in grids for p in presets.get(g, [])})
     loose = [g for g in grids if not presets.get(g)]
     return ", ".join(names + [f"grid {g} (no preset)" for g in loose])

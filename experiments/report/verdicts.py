@@ -47,6 +47,18 @@ def verdict_rows(results: dict[str, ClaimResult], store: Stored) -> list[list[st
     return rows
 
 
+def verdicts_by_preset(results: dict[str, ClaimResult], store: Stored) -> dict[str, list[str]]:
+    """The claim IDs of the verdict rows (not run left out), grouped by the preset label each row
+    comes from (``row_preset``): what the abstract says its verdicts rest on."""
+    out: dict[str, list[str]] = {}
+    for cid, res in results.items():
+        for row in res.rows:
+            label = row_preset(store, cid, row, res)
+            if label != "-" and cid not in out.setdefault(label, []):
+                out[label].append(cid)
+    return dict(sorted(out.items()))
+
+
 def verdict_markdown(results: dict[str, ClaimResult], store: Stored) -> str:
     return markdown(VERDICT_COLUMNS, verdict_rows(results, store))
 

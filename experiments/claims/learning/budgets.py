@@ -31,6 +31,7 @@ BUDGET_FROM: dict[str, str] = {
     # every arm at the LSTM control's budget: one budget for the comparison (the Transformer and the
     # parallel-scan recurrences have no sizing run of their own)
     "claim_l8_standard": "delayed_recall (forget N=T)",
+    "claim_l8_scan": "delayed_recall (forget N=T)",  # claim_l8_standard's budget, for the same comparison
 }
 # Grids that do not train to a learning budget at all, and why.
 BUDGET_EXEMPT: dict[str, str] = {}

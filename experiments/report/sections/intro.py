@@ -12,6 +12,7 @@ from experiments.grid import raw_lists
 from experiments.records import fields as R
 from experiments.records.fields import Record
 from experiments.report.inventory import (
+    PROVISIONAL,
     Stored,
     hardware_table,
     planned_cells,
@@ -20,6 +21,7 @@ from experiments.report.inventory import (
     preset_names,
 )
 from experiments.report.tables import markdown, table_markdown
+from experiments.report.verdicts import verdicts_by_preset
 
 
 def _shared_cells(records: Sequence[Record], store: Stored | None) -> str:
@@ -30,6 +32,19 @@ def _shared_cells(records: Sequence[Record], store: Stored | None) -> str:
         f" The grids' files hold {store.total} records: a cell stored by two grids is one record here, serving "
         "both grids' claims."
     )
+
+
+def _verdict_sources(results: dict[str, ClaimResult], store: Stored) -> str:
+    """Which presets the verdict rows rest on, from the rows themselves (a quick-only row is provisional)."""
+    groups = verdicts_by_preset(results, store)
+    parts = [f"{label}: {len(ids)} ({', '.join(ids)})" for label, ids in groups.items()]
+    text = "Verdict rows by the presets of the grids behind them: " + "; ".join(parts) + "."
+    if PROVISIONAL in groups:
+        text += (
+            " A provisional row rests on the `quick` preset's tiny budgets (few steps, small models and data "
+            "sets) alone; a more thorough preset's records decide where they exist."
+        )
+    return text
 
 
 def abstract(
@@ -53,12 +68,8 @@ def abstract(
         + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if v != NOT_RUN)
         + f"; {counts.get(NOT_RUN, 0)} are not run yet."
     )
-    if "quick" in presets and "full" not in presets:
-        out.append(
-            "\nEvery record comes from the `quick` preset: tiny budgets (few steps, small models and data sets, CPU), "
-            "meant to exercise every P1 claim in minutes. Its verdicts are provisional; the `full` preset on a GPU "
-            "decides."
-        )
+    if store is not None:
+        out.append("\n" + _verdict_sources(results, store))
     out.append("")
     return out
 

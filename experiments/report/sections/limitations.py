@@ -69,12 +69,14 @@ def _dirty(records: Sequence[Record]) -> list[str]:
     ]
 
 
-def limitations(results: dict[str, ClaimResult], records: Sequence[Record], presets: list[str]) -> list[str]:
+def limitations(results: dict[str, ClaimResult], records: Sequence[Record], provisional: Sequence[str]) -> list[str]:
+    """``provisional``: the claims with a verdict row decided from the ``quick`` preset alone."""
     lims: list[str] = []
-    if "quick" in presets:
+    if provisional:
         lims.append(
-            "The `quick` preset runs tiny budgets on a CPU: few training steps, small hidden sizes and data "
-            "sets. Learning verdicts from it say what those budgets show, not what a tuned model reaches."
+            f"Verdict rows of {', '.join(provisional)} rest on the `quick` preset alone, which runs tiny budgets "
+            "on a CPU: few training steps or timed steps, small hidden sizes and data sets. They say what those "
+            "budgets show, not what a tuned model or a thorough timing reaches."
         )
     if "cuda" not in R.devices(records):
         lims.append(_gpu(results))
