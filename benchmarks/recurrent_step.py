@@ -11,6 +11,13 @@ module and ``torch.optim.Adam``. Each side: warm-up, then the median of at least
 
 Prints one line per cell: medians and their ratio jax/torch (below 1: JAX is faster), then
 the minima (the best case, what other load on the machine disturbs least).
+
+Torch flushes float32 subnormals to zero here, as XLA:CPU does and as the suite's torch backend does
+(``torch_impl/backend.py``); ``--torch-subnormals keep`` times it under IEEE subnormals instead, the
+torch default, which a long-T backward pays for in microcode assists:
+
+    python benchmarks/recurrent_step.py --cells lstm --hidden 64 --seq-len 500 --batch 16 --threads 1 \
+        --torch-subnormals keep     # then without the flag
 """
 
 from __future__ import annotations
@@ -130,10 +137,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", nargs="+", type=int, default=[32, 128])
     add_timing_args(ap, steps=20, warmup=3, threads_help="1: both frameworks single-threaded (default: all cores)")
     ap.add_argument("--unroll", type=int, default=None, help="override the scan's unroll (default: the model's)")
+    ap.add_argument(
+        "--torch-subnormals",
+        choices=["flush", "keep"],
+        default="flush",
+        help="flush: float32 subnormals to zero, as XLA:CPU and the suite do (default); keep: torch's IEEE default",
+    )
     args = ap.parse_args(argv)
 
     import jax
     import torch
+
+    flushed = torch.set_flush_denormal(args.torch_subnormals == "flush") and args.torch_subnormals == "flush"
+    subnormals = "flushed" if flushed else "kept"
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -141,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     grid = QUICK if args.quick else list(itertools.product(args.cells, args.hidden, args.seq_len, args.batch))
     print(
         f"# jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__}, "
-        f"torch threads {torch.get_num_threads()}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
+        f"torch threads {torch.get_num_threads()}, torch subnormals {subnormals}, "
+        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
         f"float32, input {INPUT}, Adam; median of {args.steps} steps, {args.clock} clock; "
         f"load average {load:.1f} at start"
     )

@@ -37,10 +37,20 @@ from torch_impl.layers import (
 # XLA on CPU flushes float32 subnormals to zero; torch does not by default. A recurrent backward whose
 # gradients vanish over hundreds of steps then runs on subnormal floats, which x86 handles in microcode:
 # an LSTM training step at T=500, B=16, H=64 took 106 ms against 16 ms flushed (benchmarks/NOTES.md).
-# Flushing here (FTZ/DAZ, CPU only, for this process: a worker holds one backend) makes torch compute
-# what jax computes below 1.2e-38 and makes a benchmark time the kernel, not the FPU's assists.
-# float64 (the agreement tests, the gradient-flow probes) is untouched: its subnormals lie below 2.2e-308.
-FLUSH_DENORMAL: bool = torch.set_flush_denormal(True)  # False where the CPU cannot (then IEEE, as before)
+# The worker runs each cell inside ``numerics()``, which flushes (FTZ/DAZ, this thread) and restores
+# IEEE after, so that code outside a cell (hypothesis, numpy in the tests) keeps IEEE subnormals.
+FLUSH_DENORMAL: bool = torch.set_flush_denormal(True)  # False where the CPU cannot flush
+torch.set_flush_denormal(False)  # torch's default outside a cell
+
+
+@contextlib.contextmanager
+def flushed_subnormals() -> Iterator[None]:
+    """Float32 subnormals flushed to zero on CPU, as XLA does, for the duration of a cell."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def _model_of(state_or_model: Any) -> SequenceModel:
@@ -71,6 +81,10 @@ class TorchBackend:
 
     def __init__(self, models: dict[str, type[SequenceModel]]) -> None:
         self.models = models
+
+    def numerics(self) -> contextlib.AbstractContextManager[None]:
+        """The floating-point mode a cell runs in (the worker enters it around each cell)."""
+        return flushed_subnormals()
 
     # -- models -------------------------------------------------------------------------------
     def build(

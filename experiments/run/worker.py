@@ -37,6 +37,7 @@ replace ``torch`` or ``jax``, so it is no fallback for them.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import itertools
@@ -162,7 +163,9 @@ def execute(backend: Any, cell: Any) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         kind = get_kind(cell.kind)
-        out = kind.fn(backend, cell)
+        numerics = getattr(backend, "numerics", contextlib.nullcontext)  # torch: flushed subnormals, as XLA
+        with numerics():
+            out = kind.fn(backend, cell)
         result = out if isinstance(out, CellResult) else CellResult(metrics=dict(out))
     except (KeyboardInterrupt, SystemExit):
         raise

@@ -119,9 +119,11 @@ def methods(records: Sequence[Record]) -> list[str]:
         "**Learning.** A train cell trains from the shared initial parameters (identical in both backends) with "
         "the grid's optimizer and budget, evaluates on the validation split, and records the final and best "
         "validation metric, the trivial baseline, steps to a task's threshold, divergence, and the curves. Claims "
-        "compare settings paired by seed over at least 3 seeds and report the mean with a Student-t 95% interval "
-        "(bootstrap over grid points where a claim pools them). A run that diverges is a result: it scores the "
-        "trivial baseline.",
+        "compare settings paired by seed under one set of rules (`experiments/claims/learning/rules.py`): a "
+        "positive control per claim, budgets from "
+        "the sizing run, Wilson (Newcombe for differences) intervals over at least 20 runs for solve-or-not "
+        "outcomes and Student-t intervals over at least 5 runs for continuous ones. A run that diverges is a "
+        "result: it scores the trivial baseline.",
         "",
         "**Probes.** `grad_flow` measures the norm of dL/dx_t for every step at initialisation (L1); `forget_gate` "
         "reads the forget-gate activations at initialisation (L3).",
@@ -135,7 +137,29 @@ def methods(records: Sequence[Record]) -> list[str]:
         "**Hardware and software.**",
         "",
         table_markdown(hardware_table(records)),
-        "**Precision.** float32 is IEEE float32 (TF32 off) unless a record says `tf32`.",
+        "**Precision.** float32 is IEEE float32 (TF32 off) unless a record says `tf32`. " + subnormals(records),
         "",
         table_markdown(precision_table(records)),
     ]
+
+
+def subnormals(records: Sequence[Record]) -> str:
+    """How the CPU records treated float32 subnormals, from their ``env.flush_denormal``: XLA flushes them
+    to zero; torch does since ``torch_impl/backend.py`` asks it to, and did not before (no field)."""
+    counts = Counter(
+        (R.backend(r), (r.get("env") or {}).get("flush_denormal"))
+        for r in records
+        if R.device(r) == "cpu" and R.cfg(r, "precision") != "float64"
+    )
+    if not counts:
+        return ""
+    parts = [
+        f"{backend} {'flushed' if flag else 'kept (IEEE)' if flag is False else 'not recorded'}: {n}"
+        for (backend, flag), n in sorted(counts.items(), key=lambda kv: (kv[0][0], str(kv[0][1])))
+    ]
+    return (
+        "On CPU both backends flush float32 subnormals (below 1.2e-38) to zero, as XLA does by itself; torch "
+        "records from before the suite asked torch to (`not recorded`) kept them, which changes no result "
+        "beyond those magnitudes but made long-T recurrent backward passes several times slower "
+        "(benchmarks/NOTES.md). CPU records by backend and subnormal handling: " + "; ".join(parts) + "."
+    )
