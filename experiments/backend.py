@@ -11,6 +11,7 @@ layouts are those of ``experiments.spec`` (PyTorch's).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import platform
@@ -92,6 +93,10 @@ class Gradients:
 @runtime_checkable
 class Backend(Protocol):
     name: str
+
+    def numerics(self) -> contextlib.AbstractContextManager[None]:
+        """The floating-point mode a cell runs in; the worker enters it around each cell. Both
+        backends flush float32 subnormals to zero on CPU (XLA does by itself; torch must be told)."""
 
     def build(
         self,

@@ -8,6 +8,7 @@ cached per model configuration, traced under the precision's matmul setting
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -74,6 +75,11 @@ class JaxBackend:
         self._jit: dict[tuple, Any] = {}
         self._last: Any = None
         self._mem_at_reset: dict[str, tuple[int, int]] = {}
+
+    def numerics(self) -> contextlib.AbstractContextManager[None]:
+        """The floating-point mode a cell runs in: XLA:CPU already flushes float32 subnormals to
+        zero (``describe`` measures it), so there is nothing to set; torch's twin sets it."""
+        return contextlib.nullcontext()
 
     # -- models ------------------------------------------------------------------
     def build(

@@ -19,6 +19,7 @@ crash), 19 -> NaN loss from the third step (status nan), 23 -> RuntimeError
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -81,6 +82,9 @@ class FakeModel:
 
 class FakeBackend:
     name = "fake"
+
+    def numerics(self):
+        return contextlib.nullcontext()  # numpy: IEEE, nothing to set
 
     def build(self, spec, params, *, precision="float32", device="cpu", path="auto"):
         if device != "cpu":
