@@ -1,6 +1,6 @@
 # Two commands a person needs, each creating what it lacks (.venv, the CPU torch build):
 #   make test        the test suite
-#   make reproduce   seqbench reproduce --preset quick into results/local/ (git-ignored), then
+#   make reproduce   seqbench reproduce (the quick and quick_cost presets) into results/local/ (git-ignored), then
 #                    seqbench compare results results/local (its verdicts beside the committed ones)
 PY ?= python3
 VENV := .venv
@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/python -m ruff format --check .
 
 reproduce: $(STAMP)
-	$(BIN)/seqbench reproduce --preset quick --results $(LOCAL)
+	$(BIN)/seqbench reproduce --results $(LOCAL)
 	$(BIN)/seqbench compare results $(LOCAL)
 
 smoke: $(STAMP)

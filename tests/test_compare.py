@@ -134,5 +134,14 @@ def test_reproduce_writes_its_own_folder_and_points_at_compare(
     assert {p: p.read_bytes() for p in committed.rglob("*") if p.is_file() and local not in p.parents} == before
     assert "seqbench compare results results/local" in capsys.readouterr().out
 
+    # without --preset: both quick presets, learning grids first, each grid once
+    monkeypatch.setattr(experiments.grid, "grids_in_preset", lambda preset: [f"{preset}_a", "shared"])
+    monkeypatch.setattr(
+        experiments.run.runner, "run_grids", lambda grids, **kw: asked.update(grids=grids) or Summary(total=0)
+    )
+    assert main(["reproduce"]) == 0
+    assert asked["grids"] == ["quick_a", "shared", "quick_cost_a"]
+    capsys.readouterr()
+
     assert main(["compare", "results", "results/local", "--brief"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("1 of 1 verdicts agree; no number leaves the other's interval")

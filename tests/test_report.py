@@ -181,6 +181,9 @@ def test_verdict_rows_name_their_preset(tmp_path: Path) -> None:
     assert presets_label(["a", "b"], {"a": ["quick"], "b": ["full"]}) == "full, quick"
     assert presets_label(["x"], {}) == "grid x (no preset)"
     assert presets_label(["l3"], {"l3": ["quick", "standard"]}) == "quick, standard"  # not provisional
+    assert presets_label(["c"], {"c": ["quick_cost"]}) == "provisional (quick_cost)"  # the small cost grids
+    assert presets_label(["c", "q"], {"c": ["quick_cost"], "q": ["quick"]}) == "provisional (quick, quick_cost)"
+    assert presets_label(["c", "s"], {"c": ["quick_cost"], "s": ["standard"]}) == "quick_cost, standard"
     results = tmp_path / "results"
     (results / "run").mkdir(parents=True)
     (results / "run" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _l9_records()))
@@ -191,7 +194,7 @@ def test_verdict_rows_name_their_preset(tmp_path: Path) -> None:
     assert not_run.endswith("| - |")
     paper = (tmp_path / "paper" / "paper.md").read_text()
     assert "Verdict rows by the presets of the grids behind them: provisional (quick): 1 (L9)." in paper
-    assert "Verdict rows of L9 rest on the `quick` preset alone" in paper  # the limitations say which
+    assert "Verdict rows of L9 rest on the quick presets alone" in paper  # the limitations say which
 
 
 def test_the_abstract_names_the_presets_its_verdicts_rest_on(tmp_path: Path) -> None:
@@ -204,7 +207,7 @@ def test_the_abstract_names_the_presets_its_verdicts_rest_on(tmp_path: Path) -> 
     paper = (tmp_path / "paper" / "paper.md").read_text()
     assert "Verdict rows by the presets of the grids behind them: standard: 1 (L9)." in paper
     assert "provisional" not in paper.split("## 1. The suite")[0]
-    assert "rest on the `quick` preset alone" not in paper
+    assert "rest on the quick presets alone" not in paper
 
 
 def test_grid_counts_equal_the_records_in_each_file(tmp_path: Path) -> None:

@@ -21,8 +21,22 @@ from experiments.grid import raw_lists
 from experiments.records import fields as R
 from experiments.records.fields import Record
 
-QUICK = "quick"  # the CPU preset of tiny budgets: verdicts from it alone are provisional
-PROVISIONAL = f"provisional ({QUICK})"  # the preset label of a verdict decided from quick grids alone
+# The CPU presets of tiny budgets: verdicts from them alone are provisional. ``quick`` holds the
+# learning grids (minutes on any host); ``quick_cost`` the small cost grids, apart because each of
+# their points runs 3 times in fresh workers and needs the host to itself (about 40 min on 2 cores).
+QUICK = "quick"
+QUICK_PRESETS: tuple[str, ...] = (QUICK, "quick_cost")
+PROVISIONAL = f"provisional ({QUICK})"  # the label of a verdict decided from quick grids alone
+
+
+def provisional_label(presets: Iterable[str]) -> str:
+    """``provisional (quick)``, ``provisional (quick_cost)``, ...: the label of a verdict whose grids
+    all belong to quick presets only."""
+    return f"provisional ({', '.join(sorted(set(presets)))})"
+
+
+def is_provisional(label: str) -> bool:
+    return label.startswith("provisional (")
 
 
 @dataclass(frozen=True)
@@ -180,15 +194,15 @@ def preset_names(grids: dict[str, list[str]]) -> list[str]:
 
 
 def presets_label(grids: Sequence[str], presets: dict[str, list[str]]) -> str:
-    """Where a verdict comes from: ``provisional (quick)`` when every grid behind it belongs to ``quick``
-    alone, else the presets its grids belong to (a grid in none is named as such). A grid that a
-    thorough preset also runs (L3's deterministic check is the same in quick and standard) makes
-    the verdict that preset's."""
+    """Where a verdict comes from: ``provisional (quick)`` when every grid behind it belongs to
+    quick presets alone (``provisional (quick_cost)`` for the small cost grids), else the presets
+    its grids belong to (a grid in none is named as such). A grid that a thorough preset also runs
+    (L3's deterministic check is the same in quick and standard) makes the verdict that preset's."""
     grids = sorted(set(grids))
     if not grids:
         return "-"
-    if all(presets.get(g) == [QUICK] for g in grids):
-        return PROVISIONAL
+    if all(presets.get(g) and set(presets[g]) <= set(QUICK_PRESETS) for g in grids):
+        return provisional_label(p for g in grids for p in presets[g])
     names = sorted({p for g in grids for p in presets.get(g, [])})
     loose = [g for g in grids if not presets.get(g)]
     return ", ".join(names + [f"grid {g} (no preset)" for g in loose])

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from experiments.claims.base import ClaimResult
 from experiments.records.fields import Record
-from experiments.report.inventory import PROVISIONAL, Stored, grid_presets, status_table, stored_from
+from experiments.report.inventory import Stored, grid_presets, is_provisional, status_table, stored_from
 from experiments.report.sections.agreement import agreement
 from experiments.report.sections.claims import claim_sections, semantics, verdicts
 from experiments.report.sections.controls import sizing, training_stack
@@ -40,8 +40,10 @@ def _appendix(store: Stored) -> list[str]:
 
 
 def _provisional(results: dict[str, ClaimResult], store: Stored) -> list[str]:
-    """The claims with a verdict row from the quick preset alone."""
-    return [cid for label, ids in verdicts_by_preset(results, store).items() if label == PROVISIONAL for cid in ids]
+    """The claims with a verdict row from the quick presets alone."""
+    groups = verdicts_by_preset(results, store)
+    ids = [cid for label, ids in groups.items() if is_provisional(label) for cid in ids]
+    return list(dict.fromkeys(ids))  # a claim with rows in two quick presets once
 
 
 def paper_markdown(

@@ -47,7 +47,7 @@ def verdicts(results: dict[str, ClaimResult], store: Stored) -> list[str]:
     out = ["## 3. Verdicts", ""]
     out.append(
         "One row per claim and device; CPU and GPU verdicts are separate rows. The last column names the "
-        "preset of the grids a verdict comes from; one decided from `quick` grids alone is provisional."
+        "preset of the grids a verdict comes from; one decided from `quick` or `quick_cost` grids alone is provisional."
     )
     out += ["", verdict_markdown(results, store)]
     return out

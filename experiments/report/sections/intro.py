@@ -12,9 +12,9 @@ from experiments.grid import raw_lists
 from experiments.records import fields as R
 from experiments.records.fields import Record
 from experiments.report.inventory import (
-    PROVISIONAL,
     Stored,
     hardware_table,
+    is_provisional,
     planned_cells,
     precision_table,
     preset_cost_table,
@@ -39,10 +39,11 @@ def _verdict_sources(results: dict[str, ClaimResult], store: Stored) -> str:
     groups = verdicts_by_preset(results, store)
     parts = [f"{label}: {len(ids)} ({', '.join(ids)})" for label, ids in groups.items()]
     text = "Verdict rows by the presets of the grids behind them: " + "; ".join(parts) + "."
-    if PROVISIONAL in groups:
+    if any(is_provisional(label) for label in groups):
         text += (
-            " A provisional row rests on the `quick` preset's tiny budgets (few steps, small models and data "
-            "sets) alone; a more thorough preset's records decide where they exist."
+            " A provisional row rests on the tiny budgets of the quick presets alone (`quick`: few training "
+            "steps, small models and data sets; `quick_cost`: small cost grids on a CPU); a more thorough "
+            "preset's records decide where they exist."
         )
     return text
 

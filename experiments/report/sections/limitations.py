@@ -70,13 +70,13 @@ def _dirty(records: Sequence[Record]) -> list[str]:
 
 
 def limitations(results: dict[str, ClaimResult], records: Sequence[Record], provisional: Sequence[str]) -> list[str]:
-    """``provisional``: the claims with a verdict row decided from the ``quick`` preset alone."""
+    """``provisional``: the claims with a verdict row decided from the quick presets alone."""
     lims: list[str] = []
     if provisional:
         lims.append(
-            f"Verdict rows of {', '.join(provisional)} rest on the `quick` preset alone, which runs tiny budgets "
-            "on a CPU: few training steps or timed steps, small hidden sizes and data sets. They say what those "
-            "budgets show, not what a tuned model or a thorough timing reaches."
+            f"Verdict rows of {', '.join(provisional)} rest on the quick presets alone (`quick`, `quick_cost`), "
+            "which run tiny budgets on a CPU: few training steps or timed steps, small hidden sizes and data "
+            "sets. They say what those budgets show, not what a tuned model or a thorough timing reaches."
         )
     if "cuda" not in R.devices(records):
         lims.append(_gpu(results))
